@@ -1,0 +1,213 @@
+"""`InMemoryState`: the State protocol in process memory. For tests, demos and single-process use.
+
+It hands out copies, never the objects it holds, so a caller cannot change stored data by accident.
+Each `InMemoryState()` is its own store (the TypeScript default is a process-wide singleton; a
+per-instance store keeps tests and apps from sharing state without saying so).
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import TypeVar
+
+import msgspec
+
+from ._time import now_iso
+from .errors import (
+    AlreadyResolvedError,
+    DuplicateRequestError,
+    DuplicateTokenError,
+    UnknownBatchError,
+    UnknownNotifyDeliveryError,
+    UnknownRequestError,
+)
+from .namespaces import validate_namespace
+from .pagination import build_page, clamp_limit, decode_cursor, is_after_cursor
+from .records import (
+    BatchRecord,
+    HumanRequestRecord,
+    InboxPage,
+    NewBatch,
+    NewHumanRequest,
+    NewNotifyDelivery,
+    NotifyDeliveryRecord,
+    RequestStatus,
+    TimelineEntry,
+)
+from .results import HumanResult
+
+__all__ = ["InMemoryState"]
+
+_T = TypeVar("_T", bound=msgspec.Struct)
+
+
+def _copy(value: _T) -> _T:
+    """A deep copy that also proves the value survives JSON, as it must in every other backend."""
+    return msgspec.json.decode(msgspec.json.encode(value), type=type(value))
+
+
+class InMemoryState:
+    """The State protocol backed by dictionaries."""
+
+    kind = "memory"
+
+    def __init__(self) -> None:
+        self._requests: dict[str, HumanRequestRecord] = {}
+        self._tokens: dict[str, str] = {}
+        self._external_ids: dict[str, str] = {}
+        self._batches: dict[str, BatchRecord] = {}
+        self._timelines: dict[str, builtins.list[TimelineEntry]] = {}
+        self._notify: dict[str, NotifyDeliveryRecord] = {}
+
+    async def ensure_schema(self) -> None:
+        return None
+
+    # --- requests -------------------------------------------------------------------------------------
+    async def create(self, record: NewHumanRequest) -> None:
+        validate_namespace(record.namespace)
+        if record.token in self._tokens:
+            raise DuplicateTokenError(self._tokens[record.token])
+        if record.id in self._requests:
+            raise DuplicateRequestError("Human request", record.id)
+        stored = HumanRequestRecord(
+            id=record.id,
+            token=record.token,
+            channel=record.channel,
+            namespace=record.namespace,
+            message=record.message,
+            actions=record.actions,
+            context=record.context,
+            status="pending",
+            created_at=now_iso(),
+            batch_id=record.batch_id,
+            batch_index=record.batch_index,
+        )
+        self._requests[record.id] = _copy(stored)
+        self._tokens[record.token] = record.id
+
+    async def get(self, request_id: str) -> HumanRequestRecord | None:
+        record = self._requests.get(request_id)
+        return None if record is None else _copy(record)
+
+    async def find_by_external_id(self, external_id: str) -> HumanRequestRecord | None:
+        for record in self._requests.values():
+            if record.external_id == external_id:
+                return _copy(record)
+        request_id = self._external_ids.get(external_id)
+        return None if request_id is None else await self.get(request_id)
+
+    async def find_by_token(self, token: str) -> HumanRequestRecord | None:
+        request_id = self._tokens.get(token)
+        return None if request_id is None else await self.get(request_id)
+
+    async def set_external_id(self, request_id: str, external_id: str, plugin_id: str | None = None) -> None:
+        record = self._requests.get(request_id)
+        if record is None:
+            raise UnknownRequestError(request_id)
+        key = plugin_id if plugin_id is not None else record.channel
+        record.external_ids = {**(record.external_ids or {}), key: external_id}
+        if key == record.channel:
+            record.external_id = external_id
+        self._external_ids[external_id] = request_id
+
+    async def resolve(self, request_id: str, result: HumanResult) -> None:
+        record = self._requests.get(request_id)
+        if record is None:
+            raise UnknownRequestError(request_id)
+        if record.status != "pending":
+            raise AlreadyResolvedError(request_id)
+        record.result = _copy(result)
+        record.status = "resolved"
+        record.resolved_at = now_iso()
+
+    async def list(
+        self,
+        *,
+        status: RequestStatus | None = None,
+        namespace: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> InboxPage:
+        size = clamp_limit(limit)
+        after = decode_cursor(cursor) if cursor else None
+        rows = sorted(
+            (
+                r
+                for r in self._requests.values()
+                if (status is None or r.status == status)
+                and (not namespace or r.namespace == namespace)
+                and (after is None or is_after_cursor(r.created_at, r.id, after))
+            ),
+            key=lambda r: (r.created_at, r.id),
+            reverse=True,
+        )
+        return build_page([_copy(r) for r in rows[: size + 1]], size)
+
+    async def count(self, *, status: RequestStatus | None = None, namespace: str | None = None) -> int:
+        return sum(
+            1
+            for r in self._requests.values()
+            if (status is None or r.status == status) and (not namespace or r.namespace == namespace)
+        )
+
+    # --- batches --------------------------------------------------------------------------------------
+    async def create_batch(self, record: NewBatch) -> None:
+        if record.id in self._batches:
+            raise DuplicateRequestError("Batch", record.id)
+        self._batches[record.id] = _copy(
+            BatchRecord(
+                id=record.id,
+                channel=record.channel,
+                message=record.message,
+                actions=record.actions,
+                context=record.context,
+                created_at=now_iso(),
+            )
+        )
+
+    async def get_batch(self, batch_id: str) -> BatchRecord | None:
+        batch = self._batches.get(batch_id)
+        return None if batch is None else _copy(batch)
+
+    async def set_batch_external_id(self, batch_id: str, external_id: str, plugin_id: str | None = None) -> None:
+        batch = self._batches.get(batch_id)
+        if batch is None:
+            raise UnknownBatchError(batch_id)
+        key = plugin_id if plugin_id is not None else batch.channel
+        batch.external_ids = {**(batch.external_ids or {}), key: external_id}
+        if key == batch.channel:
+            batch.external_id = external_id
+
+    async def list_by_batch(self, batch_id: str) -> builtins.list[HumanRequestRecord]:
+        items = [r for r in self._requests.values() if r.batch_id == batch_id]
+        items.sort(key=lambda r: r.batch_index or 0)
+        return [_copy(r) for r in items]
+
+    # --- timelines and notifications ------------------------------------------------------------------
+    async def append_timeline(self, entry: TimelineEntry) -> None:
+        self._timelines.setdefault(entry.thread_id, []).append(_copy(entry))
+
+    async def timeline(self, thread_id: str) -> builtins.list[TimelineEntry]:
+        entries = sorted(self._timelines.get(thread_id, []), key=lambda e: e.created_at)
+        return [_copy(e) for e in entries]
+
+    async def create_notify_delivery(self, record: NewNotifyDelivery) -> None:
+        if record.id in self._notify:
+            raise DuplicateRequestError("Notify delivery", record.id)
+        self._notify[record.id] = NotifyDeliveryRecord(
+            id=record.id,
+            channel=record.channel,
+            message=record.message,
+            group_id=record.group_id,
+            created_at=now_iso(),
+        )
+
+    async def get_notify_delivery(self, delivery_id: str) -> NotifyDeliveryRecord | None:
+        delivery = self._notify.get(delivery_id)
+        return None if delivery is None else _copy(delivery)
+
+    async def set_notify_delivery_external_id(self, delivery_id: str, external_id: str) -> None:
+        delivery = self._notify.get(delivery_id)
+        if delivery is None:
+            raise UnknownNotifyDeliveryError(delivery_id)
+        delivery.external_id = external_id

@@ -1,0 +1,26 @@
+"""Namespace rules: a query dimension (not an access boundary), `"global"` by default (REF §2.4)."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import ValidationError
+
+__all__ = ["DEFAULT_NAMESPACE", "NAMESPACE_PATTERN", "resolve_namespace", "validate_namespace"]
+
+DEFAULT_NAMESPACE = "global"
+NAMESPACE_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+
+
+def validate_namespace(namespace: object) -> str:
+    """Return the namespace, or raise `ValidationError` with the TypeScript SDK's message."""
+    if not isinstance(namespace, str) or NAMESPACE_PATTERN.fullmatch(namespace) is None:
+        raise ValidationError(
+            f'Invalid namespace "{namespace}". Use letters, digits, "_", ".", or "-" (max 128 chars).'
+        )
+    return namespace
+
+
+def resolve_namespace(namespace: object | None) -> str:
+    """`None` gives the default namespace; anything else must be valid."""
+    return DEFAULT_NAMESPACE if namespace is None else validate_namespace(namespace)

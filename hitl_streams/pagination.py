@@ -1,0 +1,70 @@
+"""Inbox paging rules shared by every State: limit clamp, cursor format, newest-first order (REF §2.3)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections.abc import Sequence
+
+from .errors import ValidationError
+from .records import HumanRequestRecord, InboxPage
+
+__all__ = [
+    "DEFAULT_INBOX_LIMIT",
+    "MAX_INBOX_LIMIT",
+    "Cursor",
+    "build_page",
+    "clamp_limit",
+    "decode_cursor",
+    "encode_cursor",
+    "is_after_cursor",
+]
+
+DEFAULT_INBOX_LIMIT = 50
+MAX_INBOX_LIMIT = 10_000
+
+Cursor = tuple[str, str]
+"""A decoded cursor: `(created_at, id)` of the last item of the previous page."""
+
+
+def clamp_limit(limit: float | None) -> int:
+    """50 when absent, not finite or below 1; else `min(floor(limit), 10000)`."""
+    if limit is None or isinstance(limit, bool) or not math.isfinite(limit) or limit < 1:
+        return DEFAULT_INBOX_LIMIT
+    return min(math.floor(limit), MAX_INBOX_LIMIT)
+
+
+def encode_cursor(created_at: str, record_id: str) -> str:
+    """base64url without padding of `"{created_at}|{id}"`."""
+    raw = f"{created_at}|{record_id}".encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(cursor: str) -> Cursor:
+    """Inverse of `encode_cursor`; a `ValidationError` for anything that is not one."""
+    invalid = ValidationError(f'Invalid inbox cursor "{cursor}"')
+    if not isinstance(cursor, str) or not cursor or len(cursor) > 4096:
+        raise invalid
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise invalid from None
+    created_at, sep, record_id = text.partition("|")
+    if not sep:
+        raise invalid
+    return created_at, record_id
+
+
+def is_after_cursor(created_at: str, record_id: str, cursor: Cursor) -> bool:
+    """True iff a row sorts strictly after the cursor in (created_at desc, id desc) order."""
+    return created_at < cursor[0] or (created_at == cursor[0] and record_id < cursor[1])
+
+
+def build_page(rows: Sequence[HumanRequestRecord], limit: int) -> InboxPage:
+    """Rows already in order, `limit + 1` of them at most: cut to `limit` and set the next cursor."""
+    if len(rows) > limit:
+        items = list(rows[:limit])
+        last = items[-1]
+        return InboxPage(items=items, next_cursor=encode_cursor(last.created_at, last.id))
+    return InboxPage(items=list(rows))
