@@ -22,6 +22,7 @@ from .results import Resolved, Reviewer, TimedOut
 __all__ = [
     "AUDIT_EVENTS",
     "STATE_EVENTS",
+    "AuditRecord",
     "BatchCreated",
     "BatchDelivered",
     "BatchExternalIdSet",
@@ -317,3 +318,10 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     """The event as plain JSON-ready data (for `--json` output and exports)."""
     result: dict[str, Any] = msgspec.to_builtins(event)
     return result
+
+
+class AuditRecord(msgspec.Struct, frozen=True):
+    """One event in a subject's history, with its position (the stream id, or a counter in memory)."""
+
+    position: str
+    event: Event

@@ -11,7 +11,9 @@ import builtins
 from typing import TypeVar
 
 import msgspec
+from msgspec import UNSET
 
+from . import events as ev
 from ._time import now_iso
 from .errors import (
     AlreadyResolvedError,
@@ -34,7 +36,7 @@ from .records import (
     RequestStatus,
     TimelineEntry,
 )
-from .results import HumanResult
+from .results import HumanResult, Resolved
 
 __all__ = ["InMemoryState"]
 
@@ -58,6 +60,27 @@ class InMemoryState:
         self._batches: dict[str, BatchRecord] = {}
         self._timelines: dict[str, builtins.list[TimelineEntry]] = {}
         self._notify: dict[str, NotifyDeliveryRecord] = {}
+        # History, as StreamState keeps it: every change is one event; `audit` reads a subject's events.
+        self._events: builtins.list[ev.AuditRecord] = []
+        self._by_subject: dict[str, builtins.list[int]] = {}
+
+    def _append(self, event: ev.Event) -> None:
+        position = len(self._events)
+        self._events.append(ev.AuditRecord(position=f"{position + 1}-0", event=_copy(event)))
+        for subject in dict.fromkeys(event.subjects()):
+            self._by_subject.setdefault(subject, []).append(position)
+
+    async def record(self, event: ev.Event) -> None:
+        """Append an audit event (delivered, reminded, resumed, ...) to history."""
+        self._append(event)
+
+    async def audit(self, subject_id: str) -> builtins.list[ev.AuditRecord]:
+        """The events about one request, batch, notify delivery or thread, oldest first."""
+        return [self._events[i] for i in self._by_subject.get(subject_id, [])]
+
+    async def history(self) -> builtins.list[ev.AuditRecord]:
+        """Every event, oldest first."""
+        return builtins.list(self._events)
 
     async def ensure_schema(self) -> None:
         return None
@@ -84,6 +107,7 @@ class InMemoryState:
         )
         self._requests[record.id] = _copy(stored)
         self._tokens[record.token] = record.id
+        self._append(ev.RequestCreated(at=stored.created_at, record=stored))
 
     async def get(self, request_id: str) -> HumanRequestRecord | None:
         record = self._requests.get(request_id)
@@ -109,6 +133,7 @@ class InMemoryState:
         if key == record.channel:
             record.external_id = external_id
         self._external_ids[external_id] = request_id
+        self._append(ev.RequestExternalIdSet(at=now_iso(), id=request_id, key=key, external_id=external_id))
 
     async def resolve(self, request_id: str, result: HumanResult) -> None:
         record = self._requests.get(request_id)
@@ -119,6 +144,17 @@ class InMemoryState:
         record.result = _copy(result)
         record.status = "resolved"
         record.resolved_at = now_iso()
+        event: ev.Event
+        if isinstance(result, Resolved):
+            actor = result.by if result.by is not None else UNSET
+            event = ev.RequestResolved(
+                at=record.resolved_at, actor=actor, id=request_id, result=result, resolved_at=record.resolved_at
+            )
+        else:
+            event = ev.RequestTimedOut(
+                at=record.resolved_at, id=request_id, result=result, resolved_at=record.resolved_at
+            )
+        self._append(event)
 
     async def list(
         self,
@@ -154,16 +190,16 @@ class InMemoryState:
     async def create_batch(self, record: NewBatch) -> None:
         if record.id in self._batches:
             raise DuplicateRequestError("Batch", record.id)
-        self._batches[record.id] = _copy(
-            BatchRecord(
-                id=record.id,
-                channel=record.channel,
-                message=record.message,
-                actions=record.actions,
-                context=record.context,
-                created_at=now_iso(),
-            )
+        batch = BatchRecord(
+            id=record.id,
+            channel=record.channel,
+            message=record.message,
+            actions=record.actions,
+            context=record.context,
+            created_at=now_iso(),
         )
+        self._batches[record.id] = _copy(batch)
+        self._append(ev.BatchCreated(at=batch.created_at, record=batch))
 
     async def get_batch(self, batch_id: str) -> BatchRecord | None:
         batch = self._batches.get(batch_id)
@@ -177,6 +213,7 @@ class InMemoryState:
         batch.external_ids = {**(batch.external_ids or {}), key: external_id}
         if key == batch.channel:
             batch.external_id = external_id
+        self._append(ev.BatchExternalIdSet(at=now_iso(), id=batch_id, key=key, external_id=external_id))
 
     async def list_by_batch(self, batch_id: str) -> builtins.list[HumanRequestRecord]:
         items = [r for r in self._requests.values() if r.batch_id == batch_id]
@@ -186,6 +223,7 @@ class InMemoryState:
     # --- timelines and notifications ------------------------------------------------------------------
     async def append_timeline(self, entry: TimelineEntry) -> None:
         self._timelines.setdefault(entry.thread_id, []).append(_copy(entry))
+        self._append(ev.TimelineAppended(at=now_iso(), entry=entry))
 
     async def timeline(self, thread_id: str) -> builtins.list[TimelineEntry]:
         entries = sorted(self._timelines.get(thread_id, []), key=lambda e: e.created_at)
@@ -194,13 +232,15 @@ class InMemoryState:
     async def create_notify_delivery(self, record: NewNotifyDelivery) -> None:
         if record.id in self._notify:
             raise DuplicateRequestError("Notify delivery", record.id)
-        self._notify[record.id] = NotifyDeliveryRecord(
+        delivery = NotifyDeliveryRecord(
             id=record.id,
             channel=record.channel,
             message=record.message,
             group_id=record.group_id,
             created_at=now_iso(),
         )
+        self._notify[record.id] = _copy(delivery)
+        self._append(ev.NotifyCreated(at=delivery.created_at, record=delivery))
 
     async def get_notify_delivery(self, delivery_id: str) -> NotifyDeliveryRecord | None:
         delivery = self._notify.get(delivery_id)
@@ -211,3 +251,4 @@ class InMemoryState:
         if delivery is None:
             raise UnknownNotifyDeliveryError(delivery_id)
         delivery.external_id = external_id
+        self._append(ev.NotifyExternalIdSet(at=now_iso(), id=delivery_id, external_id=external_id))
