@@ -42,6 +42,7 @@ from .records import (
 )
 from .results import HumanResult, Resolved, Reviewer, TimedOut, is_resolved
 from .state import State
+from .stream_state import StreamState
 
 __all__ = [
     "Action",
@@ -68,6 +69,7 @@ __all__ = [
     "SchemaError",
     "SelectField",
     "State",
+    "StreamState",
     "TextAreaField",
     "TextField",
     "TimedOut",

@@ -1,0 +1,42 @@
+"""Lookups: resume token → request (`{P}:idx:token:{token}`), external ids → request, batch or delivery
+(`{P}:idx:ext:*`, `{P}:idx:batch:ext:*`, `{P}:idx:notify:ext:*`), and batch items by index
+(`{P}:idx:batch:{batchId}`, a ZSET scored by `batchIndex`)."""
+
+from hitl_streams.projection import Ops, Step
+from hitl_streams.records import BatchRecord, HumanRequestRecord, NotifyDeliveryRecord
+from hitl_streams.reducer import Change
+
+
+def _external_values(record: HumanRequestRecord | BatchRecord | None) -> list[str]:
+    if record is None:
+        return []
+    values = [record.external_id] if record.external_id else []
+    values.extend((record.external_ids or {}).values())
+    return list(dict.fromkeys(values))
+
+
+def project(change: Change, ops: Ops) -> None:
+    after, before, keys = change.after, change.before, change.keys
+    match after:
+        case HumanRequestRecord():
+            old = before if isinstance(before, HumanRequestRecord) else None
+            if old is None:
+                ops.set(keys.idx_token(after.token), after.id.encode())
+                if after.batch_id is not None and after.batch_index is not None:
+                    ops.zadd(keys.idx_batch(after.batch_id), after.batch_index, after.id)
+            seen = _external_values(old)
+            for value in _external_values(after):
+                if value not in seen:
+                    ops.set(keys.idx_ext(value), after.id.encode())
+        case BatchRecord():
+            seen = _external_values(before if isinstance(before, BatchRecord) else None)
+            for value in _external_values(after):
+                if value not in seen:
+                    ops.set(keys.idx_batch_ext(value), after.id.encode())
+        case NotifyDeliveryRecord():
+            previous = before.external_id if isinstance(before, NotifyDeliveryRecord) else None
+            if after.external_id and after.external_id != previous:
+                ops.set(keys.idx_notify_ext(after.external_id), after.id.encode())
+
+
+STEP = Step(id="0004_lookup_indexes", description=__doc__ or "", project=project)
