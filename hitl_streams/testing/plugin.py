@@ -36,7 +36,7 @@ def redis_server() -> Iterator[RedisServer]:
     """A real Redis for the whole session, found or started in the documented order."""
     try:
         server = start_redis()
-    except RedisUnavailableError as exc:
+    except (RedisUnavailableError, ValueError) as exc:
         pytest.fail(str(exc), pytrace=False)
     _started.append(server)
     try:
