@@ -18,6 +18,7 @@ from msgspec import UNSET
 
 from . import events as ev
 from ._time import iso_to_ms, now_iso
+from .adopt import AdoptReport, adopt
 from .codec import Subject, decode_batch, decode_notify, decode_request, decode_timeline_entry
 from .errors import (
     AlreadyResolvedError,
@@ -481,6 +482,13 @@ class StreamState:
         """Compare the projection with a replay of history, without touching the projection."""
         await self.ensure_schema()
         return await verify(self.redis, self.keys, self.projector, progress=progress)
+
+    async def adopt(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> AdoptReport:
+        """Take over a prefix written by the TypeScript `IoredisState` (projection keys, no history):
+        history starts with one imported event per record (see `hitl_streams.adopt`)."""
+        report = await adopt(self.redis, self.keys, self.projector, progress=progress)
+        self._ready = False
+        return report
 
 
 def _field(fields: Any) -> bytes | str:
