@@ -15,6 +15,9 @@ interrupted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -144,6 +147,8 @@ def run(where: Target, body: Callable[[StreamState], Awaitable[_T]]) -> _T:
         fail(str(exc), EXIT_USAGE)
     except HitlError as exc:
         fail(str(exc), EXIT_SCHEMA)
+    except BrokenPipeError:
+        raise  # stdout went away (`export | head`): the command decides
     except redis.exceptions.AuthenticationError as exc:
         fail(f"Redis at {url} refused the credentials: {exc}", EXIT_REDIS)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
@@ -511,7 +516,9 @@ def export(
     try:
         run(where, body)
     except BrokenPipeError:  # `export | head`: the reader is gone, which is fine
-        sys.stderr.close()
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            # Python would report the failed flush of stdout at exit; point it at /dev/null instead.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _read_lines(path: Path) -> Iterator[bytes]:

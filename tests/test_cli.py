@@ -333,3 +333,36 @@ def test_errors_are_one_line_with_a_nonzero_exit(
     assert missing_file.exit_code == 2 and "no such file" in one_error_line(missing_file)
     garbage = cli("import", "-", input="not json\n")
     assert garbage.exit_code == 2 and "line 1: not an exported event" in one_error_line(garbage)
+
+
+def _entry_point() -> str:
+    import shutil
+    import sys
+    from pathlib import Path
+
+    found = Path(sys.executable).with_name("hitl-streams")
+    return str(found) if found.exists() else (shutil.which("hitl-streams") or "hitl-streams")
+
+
+def test_the_installed_command_streams_into_a_closed_pipe_and_fails_without_traceback(
+    cli: Callable[..., Any], redis_url: str, table_name: str
+) -> None:
+    import subprocess
+
+    on_redis(redis_url, table_name, populate)
+    command = f"{_entry_point()} export --redis-url {redis_url} --table {table_name} | head -n 1"
+    piped = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert piped.returncode == 0 and piped.stderr == ""
+    assert json.loads(piped.stdout)["event"]["type"] == "request.created"
+
+    down = subprocess.run(
+        [_entry_point(), "verify", "--redis-url", "redis://127.0.0.1:1/0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert down.returncode == 3 and down.stdout == ""
+    assert down.stderr.count("\n") == 1 and down.stderr.startswith("hitl-streams: error: cannot reach Redis")
