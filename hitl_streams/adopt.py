@@ -317,6 +317,14 @@ async def adopt(
                 f'"{keys.prefix}" already has history ({history} events): adoption is only for a prefix '
                 "written by the TypeScript IoredisState. Use `rebuild` or `verify` instead."
             )
+        if keys.prefix.startswith("{"):
+            plain = keys.prefix[1:-1]
+            async for name in redis.scan_iter(match=plain + ":*", count=1000):
+                raise AdoptError(
+                    f'keys such as "{_text(name)}" have no hash tag, but in cluster mode the prefix is '
+                    f'"{keys.prefix}": the TypeScript layout cannot be adopted in place in cluster mode '
+                    "(adopt without --cluster on a single Redis, then export and import into the cluster)"
+                )
         found = _Found()
         scanned = 0
 

@@ -179,3 +179,12 @@ async def test_an_empty_prefix_adopts_to_an_empty_history(redis: Redis, table_na
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def test_cluster_mode_refuses_untagged_typescript_keys(redis: Redis, table_name: str) -> None:
+    plain = StreamState(redis, table_name=table_name)
+    await write_ts_layout(redis, plain.keys.prefix)
+    tagged = StreamState(redis, table_name=table_name, cluster=True)
+    with pytest.raises(AdoptError, match="no hash tag"):
+        await tagged.adopt()
+    assert await redis.xlen(tagged.keys.events) == 0 and await redis.xlen(plain.keys.events) == 0
