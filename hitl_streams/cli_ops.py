@@ -8,7 +8,8 @@ line on stderr and an exit code from the table below, never a traceback.
 
 Exit codes: 0 success; 1 `verify` found drift, or a confirmation was declined; 2 bad input (options,
 table name, Redis URL, stream position, import file); 3 Redis unreachable or failing; 4 unknown id;
-5 schema (the prefix needs adoption, already has history, lock held); 130 interrupted.
+5 schema (the prefix needs adoption, already has history, lock held); 70 an unexpected error (a bug;
+`HITL_STREAMS_DEBUG=1` shows its traceback); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ EXIT_USAGE = 2
 EXIT_REDIS = 3
 EXIT_NOT_FOUND = 4
 EXIT_SCHEMA = 5
+EXIT_BUG = 70
 EXIT_INTERRUPTED = 130
 
 _T = TypeVar("_T")
@@ -152,8 +154,14 @@ def run(where: Target, body: Callable[[StreamState], Awaitable[_T]]) -> _T:
         fail(f"Redis at {url} refused the credentials: {exc}", EXIT_REDIS)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
         fail(f"cannot reach Redis at {url}: {exc}", EXIT_REDIS)
+    except redis.exceptions.RedisClusterException as exc:
+        fail(f"Redis Cluster at {url}: {exc}", EXIT_REDIS)
     except redis.exceptions.RedisError as exc:
         fail(f"Redis at {url} answered with an error: {exc}", EXIT_REDIS)
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if os.environ.get("HITL_STREAMS_DEBUG"):
+            raise
+        fail(f"unexpected {type(exc).__name__}: {exc} (set HITL_STREAMS_DEBUG=1 for the traceback)", EXIT_BUG)
 
 
 # --- progress -----------------------------------------------------------------------------------------------

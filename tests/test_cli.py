@@ -342,3 +342,9 @@ def test_the_installed_command_streams_into_a_closed_pipe_and_fails_without_trac
     )
     assert down.returncode == 3 and down.stdout == ""
     assert down.stderr.count("\n") == 1 and down.stderr.startswith("hitl-streams: error: cannot reach Redis")
+
+
+def test_cluster_option_on_a_plain_redis_is_one_clear_line(redis_url: str) -> None:
+    result = CliRunner().invoke(app, ["stats", "--cluster", "--redis-url", redis_url])
+    assert result.exit_code == 3
+    assert "Cluster mode is not enabled" in one_error_line(result)
