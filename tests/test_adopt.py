@@ -188,3 +188,34 @@ async def test_cluster_mode_refuses_untagged_typescript_keys(redis: Redis, table
     with pytest.raises(AdoptError, match="no hash tag"):
         await tagged.adopt()
     assert await redis.xlen(tagged.keys.events) == 0 and await redis.xlen(plain.keys.events) == 0
+
+
+async def test_an_interrupted_adoption_can_be_run_again(
+    redis: Redis, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from hitl_streams import adopt as adopt_module
+    from hitl_streams.keys import Keys
+    from hitl_streams.replay import projection_keys
+
+    state = StreamState(redis, table_name=table_name)
+    await write_ts_layout(redis, state.keys.prefix)
+    before = await answers(reader_without_schema(redis, table_name))
+
+    async def half_a_swap(redis: Any, keys: Keys, scratch: Keys) -> int:
+        names = sorted([k async for k in projection_keys(redis, scratch)])
+        for name in names[: len(names) // 2]:
+            await redis.rename(name, keys.prefix + name[len(scratch.prefix) :])
+        raise asyncio.CancelledError  # Ctrl-C in the middle of the swap
+
+    monkeypatch.setattr(adopt_module, "swap_in", half_a_swap)
+    with pytest.raises(asyncio.CancelledError):
+        await state.adopt()
+    monkeypatch.undo()
+    assert await redis.xlen(state.keys.events) == 0  # no history yet: the prefix is still "to adopt"
+    assert [k async for k in redis.scan_iter(match=state.keys.prefix + ":scratch:*")] == []
+
+    await state.adopt()
+    assert (await state.verify()).clean
+    assert await answers(state) == before

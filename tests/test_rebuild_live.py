@@ -83,3 +83,31 @@ async def test_a_write_waits_for_the_pause_to_end(redis: Redis, table_name: str)
     await asyncio.wait_for(pending, 5)
     assert (await state.get("a")).status == "resolved"  # type: ignore[union-attr]
     assert await redis.ttl(state.keys.meta_pause) == -2
+
+
+async def test_an_interrupted_rebuild_leaves_nothing_behind_and_a_rerun_finishes(
+    redis: Redis, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = StreamState(redis, table_name=table_name)
+    await populate(state, extra=50)
+    from hitl_streams.testing.snapshot import snapshot
+
+    live = await snapshot(redis, state.keys)
+
+    async def half_a_swap(redis: Any, keys: Keys, scratch: Keys) -> int:
+        names = sorted([k async for k in replay_module.projection_keys(redis, scratch)])
+        for name in names[: len(names) // 2]:
+            await redis.rename(name, keys.prefix + name[len(scratch.prefix) :])
+        raise asyncio.CancelledError  # Ctrl-C in the middle of the swap
+
+    monkeypatch.setattr(replay_module, "swap_in", half_a_swap)
+    with pytest.raises(asyncio.CancelledError):
+        await state.rebuild()
+    monkeypatch.undo()
+
+    leftovers = [k async for k in redis.scan_iter(match=state.keys.prefix + ":scratch:*")]
+    assert leftovers == []
+    assert not await redis.exists(state.keys.meta_pause, state.keys.meta_lock)
+    assert (await state.verify()).clean  # half old, half new: both are the projection of the same history
+    await state.rebuild()
+    assert await snapshot(redis, state.keys) == live
