@@ -1,18 +1,17 @@
 """Pytest fixtures for the hardening tests: a Redis Cluster, a reply-dropping proxy, a crashable server.
 
-Register them by importing the names into a conftest (or a pytest plugin module):
+Register them by importing the names into a conftest (or the pytest plugin module):
 
     from hitl_streams.testing.fixtures_infra import (  # noqa: F401
-        crashable_redis, proxy_upstream_url, redis_cluster, redis_cluster_client, redis_proxy,
+        crashable_redis, redis_cluster, redis_cluster_client, redis_proxy,
     )
 
 - `redis_cluster` (session): a `LocalCluster` of 3 masters, started once (about 2 s) and torn down at the
   end. `HITL_TEST_CLUSTER_REPLICAS=1` adds a replica per master. Tests share it: use your own key prefix.
 - `redis_cluster_client` (function): a `redis.asyncio.RedisCluster` on it, closed after the test.
-- `proxy_upstream_url` (session): the Redis the proxy forwards to. By default a private throwaway
-  `redis-server`; a plugin that already has a session Redis can override this fixture to reuse it.
-- `redis_proxy` (function): a started `ReplyDropProxy` in front of `proxy_upstream_url`; connect with
-  `redis_proxy.client()` (keeps redis-py's default retries, unlike `Redis.from_url`).
+- `redis_proxy` (function): a started `ReplyDropProxy` in front of the session Redis (`redis_url`, from
+  the hitl_streams plugin); connect with `redis_proxy.client()` (keeps redis-py's default retries, which
+  `Redis.from_url` does not).
 - `crashable_redis` (function): a started `CrashableRedis` (AOF, fsync always) of its own; `crash()` and
   `restart()` it.
 
@@ -28,12 +27,11 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import RedisCluster
 
-from ._servers import ServerProcess
 from .cluster import LocalCluster
 from .crash import CrashableRedis
 from .proxy import ReplyDropProxy
 
-__all__ = ["crashable_redis", "proxy_upstream_url", "redis_cluster", "redis_cluster_client", "redis_proxy"]
+__all__ = ["crashable_redis", "redis_cluster", "redis_cluster_client", "redis_proxy"]
 
 
 @pytest.fixture(scope="session")
@@ -54,18 +52,9 @@ async def redis_cluster_client(redis_cluster: LocalCluster) -> AsyncIterator[Red
         await client.aclose()
 
 
-@pytest.fixture(scope="session")
-def proxy_upstream_url() -> Iterator[str]:
-    server = ServerProcess(["--save", "", "--appendonly", "no"], name="proxied")
-    try:
-        yield server.start().url
-    finally:
-        server.stop()
-
-
 @pytest_asyncio.fixture
-async def redis_proxy(proxy_upstream_url: str) -> AsyncIterator[ReplyDropProxy]:
-    proxy = ReplyDropProxy.from_url(proxy_upstream_url)
+async def redis_proxy(redis_url: str) -> AsyncIterator[ReplyDropProxy]:
+    proxy = ReplyDropProxy.from_url(redis_url)
     try:
         yield await proxy.start()
     finally:

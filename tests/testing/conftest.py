@@ -2,7 +2,6 @@
 
 from hitl_streams.testing.fixtures_infra import (  # noqa: F401
     crashable_redis,
-    proxy_upstream_url,
     redis_cluster,
     redis_cluster_client,
     redis_proxy,

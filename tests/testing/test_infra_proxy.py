@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -12,8 +13,15 @@ from hitl_streams.testing.proxy import ReplyDropProxy, parse_command, resp_frame
 
 
 @pytest.fixture
-def key() -> str:
-    return f"infra:proxy:{uuid.uuid4().hex}"
+async def key(redis_url: str) -> AsyncIterator[str]:
+    """A fresh key name; it and `{key}:*` are deleted afterwards (the session Redis may be borrowed)."""
+    name = f"infra:proxy:{uuid.uuid4().hex}"
+    yield name
+    client = Redis.from_url(redis_url)
+    try:
+        await client.delete(name, *[k async for k in client.scan_iter(match=f"{name}:*")])
+    finally:
+        await client.aclose()
 
 
 async def test_a_lost_incr_reply_makes_redis_py_apply_it_twice(redis_proxy: ReplyDropProxy, key: str) -> None:
