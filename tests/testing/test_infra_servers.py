@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,7 @@ def test_the_atexit_hook_kills_servers_a_test_forgot() -> None:
         assert server in _servers._live
         _servers._kill_leftovers()
         assert not server.running
+        assert not server.dir.exists()
         assert server not in _servers._live
     finally:
         server.stop()
@@ -81,3 +84,23 @@ def test_the_server_binary_can_be_chosen_by_environment(monkeypatch: pytest.Monk
     monkeypatch.setenv("HITL_TEST_REDIS_CLI", os.devnull)
     chosen = find_binaries(need_cli=True)
     assert (chosen.server, chosen.cli) == (real.server, os.devnull)
+
+
+def test_a_process_that_exits_without_stopping_leaves_nothing_behind() -> None:
+    code = (
+        "from hitl_streams.testing.crash import CrashableRedis\n"
+        "from hitl_streams.testing.cluster import LocalCluster\n"
+        "s = CrashableRedis().start()\n"
+        "c = LocalCluster().start()\n"
+        "print(s.port, s.dir, *c.ports, *(n.dir for n in c.nodes))\n"
+        "raise SystemExit(3)  # no stop(): the atexit hook must clean up\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 3, done.stderr
+    fields = done.stdout.split()
+    ports, dirs = [int(fields[0]), *map(int, fields[2:5])], [fields[1], *fields[5:8]]
+    for port in ports:
+        with pytest.raises(OSError):
+            resp_command(port, "PING")
+    for leftover in dirs:
+        assert not Path(leftover).exists()
