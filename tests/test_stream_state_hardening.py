@@ -198,8 +198,7 @@ async def test_kill_9_under_load_leaves_no_drift_and_rebuild_is_byte_identical(
     try:
         for _ in range(3):
             await asyncio.sleep(0.3)
-            await asyncio.to_thread(crashable_redis.crash)
-            await asyncio.to_thread(crashable_redis.restart)
+            await crashable_redis.crash_and_restart()
         await asyncio.sleep(0.3)
     finally:
         stop.set()

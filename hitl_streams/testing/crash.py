@@ -4,6 +4,7 @@
         ...write through redis.asyncio.Redis.from_url(server.url)...
         server.crash()      # SIGKILL: no shutdown, no final save
         server.restart()    # same port, same dir: the AOF is replayed before it answers PING
+        await server.crash_and_restart()   # both, off the event loop, while writers keep writing
 
 The server runs with `--appendonly yes --appendfsync always --save ""`, so every write acknowledged to a
 client is on disk before the reply leaves, and a restart replays exactly those writes (SPEC §5.2).
@@ -11,6 +12,7 @@ client is on disk before the reply leaves, and a restart replays exactly those w
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 
 from ._servers import Binaries, ServerProcess
@@ -59,6 +61,11 @@ class CrashableRedis:
         self._server.restart()
         self.restart_seconds.append(self._server.start_seconds)
         return self
+
+    async def crash_and_restart(self) -> None:
+        """`crash()` then `restart()`, in a worker thread so the event loop (and its writers) keep running."""
+        await asyncio.to_thread(self.crash)
+        await asyncio.to_thread(self.restart)
 
     def stop(self) -> None:
         """Kill the server and remove its directory. Idempotent."""

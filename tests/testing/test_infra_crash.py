@@ -64,8 +64,7 @@ async def test_no_acknowledged_write_is_lost_across_three_crashes_under_load(cra
     try:
         for _ in range(3):
             await asyncio.sleep(0.15)
-            await asyncio.to_thread(crashable_redis.crash)
-            await asyncio.to_thread(crashable_redis.restart)
+            await crashable_redis.crash_and_restart()
         await asyncio.sleep(0.1)
     finally:
         stop.set()
