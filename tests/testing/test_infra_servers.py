@@ -89,10 +89,10 @@ def test_the_server_binary_can_be_chosen_by_environment(monkeypatch: pytest.Monk
 def test_a_process_that_exits_without_stopping_leaves_nothing_behind() -> None:
     code = (
         "from hitl_streams.testing.crash import CrashableRedis\n"
-        "from hitl_streams.testing.cluster import LocalCluster\n"
+        "from hitl_streams.testing._servers import ServerProcess\n"
         "s = CrashableRedis().start()\n"
-        "c = LocalCluster().start()\n"
-        "print(s.port, s.dir, *c.ports, *(n.dir for n in c.nodes))\n"
+        "c = [ServerProcess(cluster_bus=True).start() for _ in range(3)]\n"
+        "print(s.port, s.dir, *(n.port for n in c), *(n.dir for n in c))\n"
         "raise SystemExit(3)  # no stop(): the atexit hook must clean up\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
