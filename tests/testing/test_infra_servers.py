@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from redis import Redis as SyncRedis
 
-from hitl_streams.testing import _servers
 from hitl_streams.testing._servers import ServerNotFoundError, ServerProcess, find_binaries, free_port, resp_command
 
 
@@ -64,18 +63,6 @@ def test_a_server_starts_answers_and_stop_removes_everything() -> None:
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
     with pytest.raises(OSError):
         resp_command(server.port, "PING")
-
-
-def test_the_atexit_hook_kills_servers_a_test_forgot() -> None:
-    server = ServerProcess(["--save", "", "--appendonly", "no"]).start()
-    try:
-        assert server in _servers._live
-        _servers._kill_leftovers()
-        assert not server.running
-        assert not server.dir.exists()
-        assert server not in _servers._live
-    finally:
-        server.stop()
 
 
 def test_the_server_binary_can_be_chosen_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
