@@ -38,7 +38,6 @@ pytestmark = pytest.mark.redis
 
 # The infra fixtures (redis_proxy, crashable_redis, redis_cluster, redis_cluster_client), until the
 # hitl_streams plugin registers them; then this line can go.
-pytest_plugins = ["hitl_streams.testing.fixtures_infra"]
 
 _SCRIPT_RUNS = (b"EVALSHA", b"EVAL")
 

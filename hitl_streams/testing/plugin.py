@@ -7,6 +7,9 @@ Fixtures:
 - `table_name`: a table name unique to the test (`t_<hex>.human_requests`), so every test has its own
   key prefix; keys under it are deleted after the test.
 - `redis`: a `redis.asyncio.Redis` on `redis_url`, closed after the test.
+- `redis_cluster` (session) / `redis_cluster_client`: a local 3-master Redis Cluster and a `RedisCluster` on it.
+- `redis_proxy`: a `ReplyDropProxy` in front of `redis_url` that can drop the reply of one write.
+- `crashable_redis`: a private AOF (`appendfsync always`) server to `kill -9` and restart.
 """
 
 from __future__ import annotations
@@ -26,7 +29,16 @@ try:
 except ImportError:  # pragma: no cover - the plugin loads wherever hitl-streams is installed
     pytest_asyncio = None  # type: ignore[assignment]
 
-__all__ = ["redis", "redis_server", "redis_url", "table_name"]
+__all__ = [
+    "crashable_redis",
+    "redis",
+    "redis_cluster",
+    "redis_cluster_client",
+    "redis_proxy",
+    "redis_server",
+    "redis_url",
+    "table_name",
+]
 
 _started: list[RedisServer] = []
 
@@ -74,6 +86,8 @@ async def _redis_client(redis_url: str, table_name: str) -> AsyncIterator[AsyncR
 
 if pytest_asyncio is not None:
     redis = pytest_asyncio.fixture(_redis_client, name="redis")
+    # Redis Cluster, reply-dropping proxy and crashable AOF server, for hardening tests.
+    from .fixtures_infra import crashable_redis, redis_cluster, redis_cluster_client, redis_proxy
 else:  # pragma: no cover
 
     @pytest.fixture(name="redis")

@@ -12,7 +12,6 @@ from hitl_streams.testing._servers import resp_command
 from hitl_streams.testing.cluster import LocalCluster
 
 # The infra fixtures, until the hitl_streams plugin registers them; then this line can go.
-pytest_plugins = ["hitl_streams.testing.fixtures_infra"]
 
 pytestmark = pytest.mark.cluster
 

@@ -13,7 +13,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from hitl_streams.testing.crash import CrashableRedis
 
 # The infra fixtures, until the hitl_streams plugin registers them; then this line can go.
-pytest_plugins = ["hitl_streams.testing.fixtures_infra"]
 
 pytestmark = pytest.mark.slow
 

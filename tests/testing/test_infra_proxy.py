@@ -12,7 +12,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from hitl_streams.testing.proxy import ReplyDropProxy, parse_command, resp_frame_end
 
 # The infra fixtures, until the hitl_streams plugin registers them; then this line can go.
-pytest_plugins = ["hitl_streams.testing.fixtures_infra"]
 
 
 @pytest.fixture
