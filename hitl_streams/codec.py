@@ -39,17 +39,20 @@ def _fix_actions(data: dict[str, Any], *, required: bool) -> None:
     raw = data.get("actions")
     if raw is None and not required:
         return
-    actions = normalize_actions(raw, data.get("fields") if isinstance(data.get("fields"), dict) else None)
-    data["actions"] = [_fix_empty_lists(msgspec.to_builtins(a)) for a in actions]
+    legacy_fields = data.get("fields") if isinstance(data.get("fields"), dict) else None
+    definitions = raw if isinstance(raw, list) else list(raw.values()) if isinstance(raw, dict) else []
+    for definition in [*definitions, {"fields": legacy_fields or {}}]:
+        _repair_options(definition)
+    data["actions"] = msgspec.to_builtins(normalize_actions(raw, legacy_fields))
     data.pop("fields", None)
 
 
-def _fix_empty_lists(action: dict[str, Any]) -> dict[str, Any]:
-    # cjson turned `options: []` into `options: {}`.
-    for spec in (action.get("fields") or {}).values():
+def _repair_options(action: Any) -> None:
+    # cjson stored an empty `options: []` as `options: {}`.
+    fields = action.get("fields") if isinstance(action, dict) else None
+    for spec in (fields or {}).values() if isinstance(fields, dict) else ():
         if isinstance(spec, dict) and spec.get("options") == {}:
             spec["options"] = []
-    return action
 
 
 def _empty_to_none(data: dict[str, Any], key: str) -> None:

@@ -324,9 +324,8 @@ async def rebuild_locked(
         stats = await replay_into(redis, keys, scratch, projector, progress=progress)
         await swap_in(redis, keys, scratch)
         if stats.last_position is not None:
-            await redis.hset(
-                keys.meta_projection, mapping={"position": stats.last_position, "rebuiltEvents": stats.events}
-            )
+            await redis.hset(keys.meta_projection, mapping={"position": stats.last_position, "events": stats.events})
+        await redis.hincrby(keys.meta_projection, "rebuilds", 1)
         return stats
     finally:
         await _delete_prefix(redis, scratch)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from msgspec import UNSET
 
@@ -58,6 +58,30 @@ _MAX_TOKEN = 4096
 
 _default_projector: Projector | None = None
 
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+def _bounded(
+    method: Callable[Concatenate[StreamState, _P], Coroutine[Any, Any, _T]],
+) -> Callable[Concatenate[StreamState, _P], Coroutine[Any, Any, _T]]:
+    """Run a public operation inside one of the state's slots: redis-py's pool raises, rather than waits,
+    when more commands are in flight than it has connections, so we queue before that point."""
+
+    async def run(self: StreamState, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        async with self._slots:
+            return await method(self, *args, **kwargs)
+
+    # By hand rather than functools.wraps, whose typing loses the ParamSpec under mypy.
+    run.__name__, run.__qualname__, run.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    return run
+
+
+def _pool_size(redis: Any) -> int:
+    pool = getattr(redis, "connection_pool", None)
+    size = getattr(pool, "max_connections", None)
+    return size if isinstance(size, int) and size > 0 else 64
+
 
 def default_projector() -> Projector:
     """The steps shipped in `migrations/`, loaded once per process."""
@@ -102,6 +126,8 @@ class StreamState:
         self._script = CommitScript(redis)
         self._ready = False
         self._ready_lock = asyncio.Lock()
+        # Leave a few connections of the client's pool to whatever else shares the client.
+        self._slots = asyncio.Semaphore(max(1, min(_pool_size(redis) - 4, 256)))
 
     # --- schema ---------------------------------------------------------------------------------------
     async def ensure_schema(self) -> None:
@@ -156,6 +182,7 @@ class StreamState:
         raise HitlError(f"{subject_key} changed {_MAX_CAS_ATTEMPTS} times while writing; giving up")
 
     # --- requests -------------------------------------------------------------------------------------
+    @_bounded
     async def create(self, record: NewHumanRequest) -> None:
         _check_fragment("id", record.id)
         _check_fragment("token", record.token, _MAX_TOKEN)
@@ -189,22 +216,29 @@ class StreamState:
 
         await self._commit(make, guards=(Guard("nx", token_key), Guard("nx", req_key)), on_guard_failure=refused)
 
+    @_bounded
     async def get(self, request_id: str) -> HumanRequestRecord | None:
         await self.ensure_schema()
+        return await self._get(request_id)
+
+    async def _get(self, request_id: str) -> HumanRequestRecord | None:
         raw = await self.redis.get(self.keys.req(request_id))
         return None if raw is None else decode_request(raw)
 
     async def _get_by_index(self, index_key: str) -> HumanRequestRecord | None:
         await self.ensure_schema()
         request_id = await self.redis.get(index_key)
-        return None if request_id is None else await self.get(_text(request_id))
+        return None if request_id is None else await self._get(_text(request_id))
 
+    @_bounded
     async def find_by_external_id(self, external_id: str) -> HumanRequestRecord | None:
         return await self._get_by_index(self.keys.idx_ext(external_id))
 
+    @_bounded
     async def find_by_token(self, token: str) -> HumanRequestRecord | None:
         return await self._get_by_index(self.keys.idx_token(token))
 
+    @_bounded
     async def set_external_id(self, request_id: str, external_id: str, plugin_id: str | None = None) -> None:
         _check_fragment("external id", external_id)
 
@@ -216,6 +250,7 @@ class StreamState:
 
         await self._commit(make, subject_key=self.keys.req(request_id), decode=decode_request)
 
+    @_bounded
     async def resolve(self, request_id: str, result: HumanResult) -> None:
         def make(before: Subject | None) -> ev.Event:
             if not isinstance(before, HumanRequestRecord):
@@ -242,6 +277,7 @@ class StreamState:
         values = await self.redis.mget([self.keys.req(i) for i in ids])
         return [decode_request(v) for v in values if v is not None]
 
+    @_bounded
     async def list(
         self,
         *,
@@ -279,6 +315,7 @@ class StreamState:
         cursor_score = iso_to_ms(after[0])
         return score < cursor_score or (score == cursor_score and member_id < after[1])
 
+    @_bounded
     async def count(self, *, status: RequestStatus | None = None, namespace: str | None = None) -> int:
         await self.ensure_schema()
         return int(await self.redis.zcard(self._index_for(status, namespace)))
@@ -290,6 +327,7 @@ class StreamState:
         if batch_id.startswith("ext:"):  # would collide with {P}:idx:batch:ext:* (REF §4.2)
             raise ValidationError('batch id must not start with "ext:"')
 
+    @_bounded
     async def create_batch(self, record: NewBatch) -> None:
         self._check_batch_id(record.id)
 
@@ -310,11 +348,13 @@ class StreamState:
 
         await self._commit(make, guards=(Guard("nx", self.keys.batch(record.id)),), on_guard_failure=refused)
 
+    @_bounded
     async def get_batch(self, batch_id: str) -> BatchRecord | None:
         await self.ensure_schema()
         raw = await self.redis.get(self.keys.batch(batch_id))
         return None if raw is None else decode_batch(raw)
 
+    @_bounded
     async def set_batch_external_id(self, batch_id: str, external_id: str, plugin_id: str | None = None) -> None:
         _check_fragment("external id", external_id)
 
@@ -326,12 +366,14 @@ class StreamState:
 
         await self._commit(make, subject_key=self.keys.batch(batch_id), decode=decode_batch)
 
+    @_bounded
     async def list_by_batch(self, batch_id: str) -> builtins.list[HumanRequestRecord]:
         await self.ensure_schema()
         ids = await self.redis.zrange(self.keys.idx_batch(batch_id), 0, -1)
         return await self._mget_requests([_text(i) for i in ids])
 
     # --- timelines and notifications ------------------------------------------------------------------
+    @_bounded
     async def append_timeline(self, entry: TimelineEntry) -> None:
         _check_fragment("timeline entry id", entry.id)
         _check_fragment("thread id", entry.thread_id)
@@ -347,6 +389,7 @@ class StreamState:
             on_guard_failure=refused,
         )
 
+    @_bounded
     async def timeline(self, thread_id: str) -> builtins.list[TimelineEntry]:
         await self.ensure_schema()
         ids = await self.redis.zrange(self.keys.timeline(thread_id), 0, -1)
@@ -355,6 +398,7 @@ class StreamState:
         values = await self.redis.mget([self.keys.timeline_entry(_text(i)) for i in ids])
         return [decode_timeline_entry(v) for v in values if v is not None]
 
+    @_bounded
     async def create_notify_delivery(self, record: NewNotifyDelivery) -> None:
         _check_fragment("notify delivery id", record.id)
 
@@ -370,11 +414,13 @@ class StreamState:
 
         await self._commit(make, guards=(Guard("nx", self.keys.notify(record.id)),), on_guard_failure=refused)
 
+    @_bounded
     async def get_notify_delivery(self, delivery_id: str) -> NotifyDeliveryRecord | None:
         await self.ensure_schema()
         raw = await self.redis.get(self.keys.notify(delivery_id))
         return None if raw is None else decode_notify(raw)
 
+    @_bounded
     async def set_notify_delivery_external_id(self, delivery_id: str, external_id: str) -> None:
         _check_fragment("external id", external_id)
 
@@ -386,12 +432,14 @@ class StreamState:
         await self._commit(make, subject_key=self.keys.notify(delivery_id), decode=decode_notify)
 
     # --- history --------------------------------------------------------------------------------------
+    @_bounded
     async def record(self, event: ev.Event) -> None:
         """Append an audit event (delivered, reminded, resumed, ...). It changes no record."""
         if not isinstance(event, ev.AUDIT_EVENTS):
             raise ValidationError(f"record() takes audit events only, not {type(event).__name__}")
         await self._commit(lambda _: event)
 
+    @_bounded
     async def audit(self, subject_id: str) -> builtins.list[ev.AuditRecord]:
         """Every event about one request, batch, notify delivery or thread, oldest first, in
         O(its own events) through the audit index."""

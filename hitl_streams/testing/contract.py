@@ -548,6 +548,7 @@ class StateContract:
         assert len(exact.items) == 3
         assert exact.next_cursor is None
 
+    @pytest.mark.slow  # creates 10001 records: deselect with -m 'not slow' when iterating
     async def test_limit_above_10000_is_clamped_to_10000(self, state: State) -> None:
         total = MAX_INBOX_LIMIT + 1
         for start in range(0, total, 500):

