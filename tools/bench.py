@@ -195,8 +195,11 @@ def table(tag: str) -> str:
     return f"bench_{tag}_{uuid.uuid4().hex[:8]}.human_requests"
 
 
+AUTOBATCH = True
+
+
 def make_state(client: Any, table_name: str) -> StreamState:
-    return StreamState(client, table_name=table_name)
+    return StreamState(client, table_name=table_name, autobatch=AUTOBATCH)
 
 
 async def drop_prefix(client: Any, state: StreamState) -> None:
@@ -373,6 +376,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per timing; the median is shown")
     parser.add_argument("--quick", action="store_true", help="small N, one repetition (CI smoke run)")
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(OPS + OTHER)}")
+    parser.add_argument("--no-autobatch", action="store_true", help="StreamState(autobatch=False), for comparison")
     parser.add_argument("--json", action="store_true", help="accepted for compatibility; JSON lines are always printed")
     args = parser.parse_args(argv)
     if args.quick:
@@ -498,6 +502,8 @@ def table_to_stderr(args: argparse.Namespace, res: Results) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    global AUTOBATCH
+    AUTOBATCH = not args.no_autobatch
     if args.redis_url:
         res = asyncio.run(bench(args, args.redis_url))
     else:
