@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import uuid
+import os
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -96,11 +97,14 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _check_fragment(what: str, value: object, limit: int = _MAX_ID) -> str:
     """Caller-supplied strings become key names: bound them and keep control characters out."""
     if not isinstance(value, str) or not value or len(value) > limit:
         raise ValidationError(f"{what} must be a non-empty string of at most {limit} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if _CONTROL.search(value) is not None:
         raise ValidationError(f"{what} must not contain control characters")
     return value
 
@@ -168,7 +172,7 @@ class StreamState:
         again). `make_event` raises the domain errors (unknown, already resolved).
         """
         await self.ensure_schema()
-        op_key = self.keys.op(uuid.uuid4().hex)
+        op_key = self.keys.op(os.urandom(16).hex())  # 128 random bits, as uuid4 gives, for less CPU
         for _ in range(_MAX_CAS_ATTEMPTS):
             raw = await self._io.get(subject_key) if subject_key is not None else None
             before = decode(raw) if raw is not None and decode is not None else None

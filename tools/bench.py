@@ -124,6 +124,10 @@ class Run:
     n: int
     seconds: float
     latencies: list[float]
+    client_cpu: float = 0.0
+    """CPU seconds this process used during the run (what a busy machine cannot steal)."""
+    server_cpu: float = 0.0
+    """CPU seconds the Redis server used during the run (INFO cpu)."""
 
     @property
     def ops_per_s(self) -> float:
@@ -150,9 +154,24 @@ async def timed(n: int, concurrency: int, op: Callable[[int], Awaitable[Any]]) -
             latencies[i] = clock() - t0
 
     gc.collect()
+    server_before = await server_cpu()
+    cpu_before = time.process_time()
     started = clock()
     await asyncio.gather(*(worker() for _ in range(min(concurrency, n))))
-    return Run(n, clock() - started, latencies)
+    seconds = clock() - started
+    client_cpu = time.process_time() - cpu_before
+    return Run(n, seconds, latencies, client_cpu, await server_cpu() - server_before)
+
+
+SERVER: list[Any] = []
+"""The client `server_cpu` asks (set by `bench`)."""
+
+
+async def server_cpu() -> float:
+    if not SERVER:
+        return 0.0
+    info = await SERVER[0].info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 @dataclass
@@ -394,6 +413,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def bench(args: argparse.Namespace, url: str) -> Results:
     res = Results()
     client = Redis.from_url(url)
+    SERVER[:] = [Redis.from_url(url)]
     n, wanted = args.n, args.wanted
     try:
         for c in args.concurrencies:
@@ -419,12 +439,19 @@ async def bench(args: argparse.Namespace, url: str) -> Results:
             await drop_prefix(client, state)
     finally:
         await client.aclose()
+        await SERVER.pop().aclose()
     return res
 
 
 def report(args: argparse.Namespace, res: Results) -> None:
     for c in args.concurrencies:
-        emit({"kind": "limit", "name": "evalsha_noop", "concurrency": c, "ops_per_s": round(res.limits[c], 1)})
+        line: dict[str, Any] = {"kind": "limit", "name": "evalsha_noop", "concurrency": c}
+        line["ops_per_s"] = round(res.limits[c], 1)
+        limit_run = res.median("evalsha_noop", c)
+        if limit_run is not None:
+            line["client_cpu_us_per_op"] = round(limit_run.client_cpu / limit_run.n * 1e6, 1)
+            line["server_cpu_us_per_op"] = round(limit_run.server_cpu / limit_run.n * 1e6, 1)
+        emit(line)
     for name in OPS:
         for c in args.concurrencies:
             run = res.median(name, c)
@@ -441,6 +468,8 @@ def report(args: argparse.Namespace, res: Results) -> None:
                     "p50_ms": round(run.percentile(0.50), 3),
                     "p99_ms": round(run.percentile(0.99), 3),
                     "vs_limit": round(run.ops_per_s / limit, 3) if limit else None,
+                    "client_cpu_us_per_op": round(run.client_cpu / run.n * 1e6, 1),
+                    "server_cpu_us_per_op": round(run.server_cpu / run.n * 1e6, 1),
                 }
             )
     for name, reason in res.skipped.items():
@@ -468,8 +497,14 @@ def table_to_stderr(args: argparse.Namespace, res: Results) -> None:
     log(f"hitl-streams bench: N={args.n}, repeat={args.repeat} (median), Python {py}, {os.cpu_count()} cpus")
     head = f"{'operation':<16}"
     head += "".join(f"{'c=' + str(c) + ' ops/s':>14}{'p50/p99 ms':>16}{'vs limit':>10}" for c in cs)
-    log(head + f"{'TS ref (c=64)':>15}{'ours/ref':>10}")
-    log(f"{'evalsha_noop':<16}" + "".join(f"{res.limits.get(c, 0):>14,.0f}{'':>16}{'1.00':>10}" for c in cs))
+    log(head + f"{'TS ref (c=64)':>15}{'ours/ref':>10}{'cpu us/op py/redis':>20}")
+    top = max(cs)
+
+    def cpu(run: Run | None) -> str:
+        return f"{run.client_cpu / run.n * 1e6:.0f}/{run.server_cpu / run.n * 1e6:.0f}" if run else "-"
+
+    row = f"{'evalsha_noop':<16}" + "".join(f"{res.limits.get(c, 0):>14,.0f}{'':>16}{'1.00':>10}" for c in cs)
+    log(row + f"{'':>25}{cpu(res.median('evalsha_noop', top)):>20}")
     for name in OPS:
         if not any(res.median(name, c) for c in cs):
             if name in res.skipped:
@@ -485,9 +520,9 @@ def table_to_stderr(args: argparse.Namespace, res: Results) -> None:
             vs = run.ops_per_s / res.limits[c] if res.limits.get(c) else 0
             row += f"{run.ops_per_s:>14,.0f}{lat:>16}{vs:>10.2f}"
         ref = REFERENCE.get(name)
-        best = res.median(name, max(cs))
+        best = res.median(name, top)
         ratio = f"{best.ops_per_s / ref:.2f}" if best and ref else "-"
-        log(row + f"{ref or 0:>15,.0f}{ratio:>10}")
+        log(row + f"{ref or 0:>15,.0f}{ratio:>10}{cpu(best):>20}")
     for value, note in res.memory:
         times = value / REFERENCE_BYTES_PER_REQUEST
         log(f"bytes/request: {value:,.0f} (reference {REFERENCE_BYTES_PER_REQUEST:,}; x{times:.2f}) - {note}")
@@ -497,7 +532,8 @@ def table_to_stderr(args: argparse.Namespace, res: Results) -> None:
             f"({res.replay['replay_events_per_s']:,.0f} events/s replay phase; target {TARGET_EVENTS_PER_S:,}), "
             f"{int(res.replay['events'])} events"
         )
-    log("(ours/ref compares the highest concurrency run with the TypeScript reference at c=64; HTTP at c=32)")
+    log("(ours/ref: our highest-concurrency run over the TypeScript reference at c=64, HTTP at c=32, measured on")
+    log(" a quiet machine; cpu us/op: CPU time of this process / of redis-server per op at the highest concurrency)")
 
 
 def main(argv: list[str] | None = None) -> int:
