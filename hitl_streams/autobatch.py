@@ -72,7 +72,18 @@ class _Link:
     """One dedicated connection: a write buffer flushed once per loop tick, and a reader task that hands
     each reply to the oldest waiting future."""
 
-    __slots__ = ("_flush_scheduled", "_out", "_pending", "_reader_task", "_replies", "conn", "error", "loop", "pool")
+    __slots__ = (
+        "_disposed",
+        "_flush_scheduled",
+        "_out",
+        "_pending",
+        "_reader_task",
+        "_replies",
+        "conn",
+        "error",
+        "loop",
+        "pool",
+    )
 
     def __init__(self, pool: Any, conn: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.pool = pool
@@ -82,6 +93,7 @@ class _Link:
         self._out: list[bytes] = []
         self._pending: deque[asyncio.Future[Any]] = deque()
         self._flush_scheduled = False
+        self._disposed = False
         encoder = conn.encoder
         options: dict[str, Any] = {
             "protocolError": InvalidResponse,
@@ -149,8 +161,18 @@ class _Link:
             self.loop.create_task(self._dispose())
 
     async def _dispose(self) -> None:
+        """Disconnect and hand the connection back to the pool, once."""
+        if self._disposed:
+            return
+        self._disposed = True
         await self.conn.disconnect(nowait=True)
         await self.pool.release(self.conn)
+
+    async def shutdown(self) -> None:
+        self.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader_task
+        await self._dispose()
 
     def close(self) -> None:
         if not self._reader_task.done():
@@ -225,9 +247,10 @@ class AutoBatchRedis(Redis):
         """Close the batching connection (the pool belongs to the wrapped client)."""
         if self._link is not None:
             link, self._link = self._link, None
-            link.close()
-            await link.conn.disconnect()
-            await self.connection_pool.release(link.conn)
+            if link.loop is asyncio.get_running_loop():
+                await link.shutdown()
+            else:
+                link.close()
         await super().aclose(close_connection_pool)
 
 
