@@ -24,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import weakref
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Final
 
 import hiredis
@@ -243,6 +245,17 @@ class AutoBatchRedis(Redis):
         value = callback(reply, **options)
         return await value if inspect.isawaitable(value) else value
 
+    async def execute_raw(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send `commands` together on the batching connection; their raw replies (no response callbacks),
+        in order, an error reply as its exception instance. For bulk work on known, non-blocking
+        commands (replays); the caller checks the replies."""
+        if not self._fast:
+            raise RuntimeError("execute_raw needs a RESP2, UTF-8 client")
+        link = await self._get_link()
+        pack = hiredis.pack_command
+        futures = [link.send(pack(tuple(command))) for command in commands]
+        return list(await asyncio.gather(*futures))
+
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         """Close the batching connection (the pool belongs to the wrapped client)."""
         if self._link is not None:
@@ -254,9 +267,16 @@ class AutoBatchRedis(Redis):
         await super().aclose(close_connection_pool)
 
 
+_wrapped: weakref.WeakKeyDictionary[Redis, AutoBatchRedis] = weakref.WeakKeyDictionary()
+
+
 def autobatched(client: Any) -> Any:
-    """`client` wrapped in `AutoBatchRedis` when it is a plain `redis.asyncio.Redis`; anything else
-    (a cluster client, whose pipelines refuse scripts; an already wrapped client; a test double) as is."""
+    """`client` wrapped in `AutoBatchRedis` when it is a plain `redis.asyncio.Redis` (one wrapper, so one
+    batching connection, per client); anything else (a cluster client, whose pipelines refuse scripts; an
+    already wrapped client; a test double) as is."""
     if isinstance(client, (AutoBatchRedis, RedisCluster)) or type(client) is not Redis:
         return client
-    return AutoBatchRedis.wrap(client)
+    wrapped = _wrapped.get(client)
+    if wrapped is None:
+        wrapped = _wrapped[client] = AutoBatchRedis.wrap(client)
+    return wrapped

@@ -377,13 +377,21 @@ async def bench_rebuild(client: Any, state: StreamState, res: Results, repeat: i
     runs: list[tuple[float, float]] = []
     for _ in range(repeat):
         gc.collect()
+        server_before, cpu_before = await server_cpu(), time.process_time()
         t0 = time.perf_counter()
         stats = await state.rebuild()
         total = time.perf_counter() - t0
-        runs.append((events / total, stats.events_per_second))
+        client, server = time.process_time() - cpu_before, await server_cpu() - server_before
+        runs.append((events / total, stats.events_per_second, client / events * 1e6, server / events * 1e6))
     runs.sort()
-    whole, replay_only = runs[len(runs) // 2]
-    res.replay = {"events_per_s": whole, "replay_events_per_s": replay_only, "events": events}
+    whole, replay_only, client_us, server_us = runs[len(runs) // 2]
+    res.replay = {
+        "events_per_s": whole,
+        "replay_events_per_s": replay_only,
+        "events": events,
+        "client_cpu_us_per_event": client_us,
+        "server_cpu_us_per_event": server_us,
+    }
 
 
 # --- the whole run --------------------------------------------------------------------------------------
@@ -485,6 +493,8 @@ def report(args: argparse.Namespace, res: Results) -> None:
                 "events_per_s": round(res.replay["events_per_s"], 1),
                 "replay_only_events_per_s": round(res.replay["replay_events_per_s"], 1),
                 "events": int(res.replay["events"]),
+                "client_cpu_us_per_event": round(res.replay["client_cpu_us_per_event"], 1),
+                "server_cpu_us_per_event": round(res.replay["server_cpu_us_per_event"], 1),
             }
         )
     table_to_stderr(args, res)
@@ -530,7 +540,8 @@ def table_to_stderr(args: argparse.Namespace, res: Results) -> None:
         log(
             f"rebuild: {res.replay['events_per_s']:,.0f} events/s whole rebuild "
             f"({res.replay['replay_events_per_s']:,.0f} events/s replay phase; target {TARGET_EVENTS_PER_S:,}), "
-            f"{int(res.replay['events'])} events"
+            f"{int(res.replay['events'])} events, cpu us/event py/redis "
+            f"{res.replay['client_cpu_us_per_event']:.0f}/{res.replay['server_cpu_us_per_event']:.0f}"
         )
     log("(ours/ref: our highest-concurrency run over the TypeScript reference at c=64, HTTP at c=32, measured on")
     log(" a quiet machine; cpu us/op: CPU time of this process / of redis-server per op at the highest concurrency)")
