@@ -70,6 +70,17 @@ _NEVER_DECODE: Final = "NEVER_DECODE"
 _EMPTY_RESPONSE: Final = "EMPTY_RESPONSE"
 
 
+class _Bulk:
+    """Waits for the next `remaining` replies at once (one future for a whole group of commands)."""
+
+    __slots__ = ("future", "remaining", "replies")
+
+    def __init__(self, future: asyncio.Future[list[Any]], count: int) -> None:
+        self.future = future
+        self.remaining = count
+        self.replies: list[Any] = []
+
+
 class _Link:
     """One dedicated connection: a write buffer flushed once per loop tick, and a reader task that hands
     each reply to the oldest waiting future."""
@@ -93,7 +104,7 @@ class _Link:
         self.loop = loop
         self.error: BaseException | None = None
         self._out: list[bytes] = []
-        self._pending: deque[asyncio.Future[Any]] = deque()
+        self._pending: deque[asyncio.Future[Any] | _Bulk] = deque()
         self._flush_scheduled = False
         self._disposed = False
         encoder = conn.encoder
@@ -121,6 +132,16 @@ class _Link:
             self.loop.call_soon(self._flush)
         return future
 
+    def send_many(self, packed: list[bytes]) -> asyncio.Future[list[Any]]:
+        """Queue a group of packed commands; one future gets all their replies, in order."""
+        future: asyncio.Future[list[Any]] = self.loop.create_future()
+        self._out.extend(packed)
+        self._pending.append(_Bulk(future, len(packed)))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        return future
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         if not self._out or self.error is not None:
@@ -142,9 +163,19 @@ class _Link:
                     raise RedisConnectionError("autobatch: connection closed by server")
                 replies.feed(data)
                 while (reply := replies.gets()) is not _NOT_ENOUGH_DATA:
-                    future = pending.popleft()
-                    if not future.done():  # a cancelled caller: its reply is read and dropped
-                        future.set_result(reply)
+                    head = pending[0]
+                    if isinstance(head, _Bulk):
+                        head.replies.append(reply)
+                        head.remaining -= 1
+                        if head.remaining:
+                            continue
+                        pending.popleft()
+                        if not head.future.done():
+                            head.future.set_result(head.replies)
+                    else:
+                        pending.popleft()
+                        if not head.done():  # a cancelled caller: its reply is read and dropped
+                            head.set_result(reply)
         except asyncio.CancelledError:
             self._fail(RedisConnectionError("autobatch: connection reader cancelled"))
             raise
@@ -155,7 +186,8 @@ class _Link:
         if self.error is None:
             self.error = error
         while self._pending:
-            future = self._pending.popleft()
+            head = self._pending.popleft()
+            future = head.future if isinstance(head, _Bulk) else head
             if not future.done():
                 future.set_exception(error)
         self._out.clear()
@@ -253,8 +285,9 @@ class AutoBatchRedis(Redis):
             raise RuntimeError("execute_raw needs a RESP2, UTF-8 client")
         link = await self._get_link()
         pack = hiredis.pack_command
-        futures = [link.send(pack(tuple(command))) for command in commands]
-        return list(await asyncio.gather(*futures))
+        if not commands:
+            return []
+        return await link.send_many([pack(tuple(command)) for command in commands])
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         """Close the batching connection (the pool belongs to the wrapped client)."""
