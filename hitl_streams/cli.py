@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .__about__ import __version__
+from .cli_ops import register as register_operator_commands
 
 app = typer.Typer(
     name="hitl-streams",
@@ -27,3 +28,6 @@ def main(
     ),
 ) -> None:
     """Human-in-the-loop approvals for durable workflows, event-sourced on Redis Streams."""
+
+
+register_operator_commands(app)

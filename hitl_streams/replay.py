@@ -8,10 +8,14 @@ the batch: the state a reduction needs is read back from the scratch keys the re
   live projection.
 - `rebuild` swaps the scratch projection in: live keys the replay did not produce are deleted, every
   replayed key is RENAMEd over its live twin (atomic per key; readers never see a missing index).
+  Writers may keep writing: the scratch catches up with their events, and they pause (`write_pause`)
+  only for the last catch-up and the swap.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -162,15 +166,17 @@ async def replay_into(
     *,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[ReplayProgress], None] | None = None,
+    after: str | None = None,
 ) -> ReplayStats:
-    """Project every event of `source`'s stream into keys under `target` (assumed empty).
+    """Project every event of `source`'s stream into keys under `target` (assumed empty), or, with
+    `after`, only the events after that position (catching up a target that holds the replay up to it).
 
     Per batch: one XRANGE, one MGET of the subjects the batch's mutations need, then the batch's writes
-    folded into their net effect per key (`bulk.NetOps`) and sent in one round trip. Only this replay
-    writes under `target`, so the net effect equals running every write in order."""
+    folded into their net effect per key (`bulk.NetOps`) and sent in one round trip. Nothing else writes
+    under `target` meanwhile, so the net effect equals running every write in order."""
     started = time.perf_counter()
     total = int(await redis.xlen(source.events))
-    start, done, written, last = "-", 0, 0, None
+    start, done, written, last = "-" if after is None else "(" + after, 0, 0, None
     while True:
         (rows,) = _checked(await run_commands(redis, [("XRANGE", source.events, start, "+", "COUNT", batch_size)]))
         if not rows:
@@ -341,14 +347,64 @@ async def _drop_missing(redis: Any, keys: Keys, scratch: Keys, names: list[str])
         await redis.delete(*gone)
 
 
+_CATCH_UP_ROUNDS = 8
+_SMALL_TAIL = 500
+_PAUSE_TTL_MS = 10_000
+_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+@contextlib.asynccontextmanager
+async def write_pause(redis: Any, keys: Keys) -> AsyncIterator[None]:
+    """Hold `{prefix}:meta:pause`: every write (the commit script checks the key) waits until it is gone.
+    It expires on its own if this process dies, so writers never stay blocked."""
+    token = uuid.uuid4().hex
+    await redis.set(keys.meta_pause, token, px=_PAUSE_TTL_MS)
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(_PAUSE_TTL_MS / 3000)
+            await redis.execute_command("EVAL", _RENEW, 1, keys.meta_pause, token, _PAUSE_TTL_MS)
+
+    renewer = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+        await redis.execute_command("EVAL", _RELEASE, 1, keys.meta_pause, token)
+
+
+def _joined(first: ReplayStats, more: ReplayStats) -> ReplayStats:
+    return ReplayStats(
+        first.events + more.events,
+        first.keys_written + more.keys_written,
+        first.seconds + more.seconds,
+        more.last_position or first.last_position,
+    )
+
+
 async def rebuild_locked(
     redis: Any, keys: Keys, projector: Projector, *, progress: Callable[[ReplayProgress], None] | None = None
 ) -> ReplayStats:
-    """`rebuild` for a caller that already holds the prefix lock."""
+    """`rebuild` for a caller that already holds the prefix lock.
+
+    Writers may keep writing. The replay runs while they do; the scratch projection then catches up with
+    the events they appended meanwhile; then writes pause (`write_pause`) for the last catch-up and the
+    swap, so no write lands between the replay's end and the swap, where the swap would revert it."""
     scratch = keys.scratch(uuid.uuid4().hex[:12])
     try:
         stats = await replay_into(redis, keys, scratch, projector, progress=progress)
-        await swap_in(redis, keys, scratch)
+        for _ in range(_CATCH_UP_ROUNDS):
+            more = await replay_into(redis, keys, scratch, projector, after=stats.last_position or "0-0")
+            stats = _joined(stats, more)
+            if more.events < _SMALL_TAIL:
+                break
+        async with write_pause(redis, keys):
+            more = await replay_into(redis, keys, scratch, projector, after=stats.last_position or "0-0")
+            stats = _joined(stats, more)
+            await swap_in(redis, keys, scratch)
         if stats.last_position is not None:
             await redis.hset(keys.meta_projection, mapping={"position": stats.last_position, "events": stats.events})
         await redis.hincrby(keys.meta_projection, "rebuilds", 1)

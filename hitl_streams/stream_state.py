@@ -19,6 +19,7 @@ from msgspec import UNSET
 
 from . import events as ev
 from ._time import iso_to_ms, now_iso
+from .adopt import AdoptReport, adopt
 from .autobatch import autobatched
 from .codec import Subject, decode_batch, decode_notify, decode_request, decode_timeline_entry
 from .errors import (
@@ -55,6 +56,8 @@ from .scripts import CommitScript, Guard
 __all__ = ["StreamState"]
 
 _MAX_CAS_ATTEMPTS = 64
+_MAX_PAUSE_SECONDS = 120
+"""How long a write waits for a rebuild's swap (`{prefix}:meta:pause`) before giving up."""
 _MAX_ID = 512
 _MAX_TOKEN = 4096
 
@@ -173,18 +176,30 @@ class StreamState:
         """
         await self.ensure_schema()
         op_key = self.keys.op(os.urandom(16).hex())  # 128 random bits, as uuid4 gives, for less CPU
-        for _ in range(_MAX_CAS_ATTEMPTS):
+        pause = Guard("nx", self.keys.meta_pause)
+        paused_since: float | None = None
+        attempts = 0
+        while attempts < _MAX_CAS_ATTEMPTS:
             raw = await self._io.get(subject_key) if subject_key is not None else None
             before = decode(raw) if raw is not None and decode is not None else None
             event = make_event(before)
             ops = self.projector.project(apply(event, before, self.keys))
-            checks = list(guards)
+            checks = [pause, *guards]
             if subject_key is not None:
                 checks.append(Guard("eq", subject_key, raw))
             outcome = await self._script.run(self.keys.events, op_key, ev.encode_event(event), checks, ops)
             if outcome.written:
                 return outcome.value
             failed = checks[int(outcome.value) - 1]
+            if failed is pause:
+                # A rebuild is swapping a replayed projection in: wait, or the swap would revert this write.
+                now = asyncio.get_running_loop().time()
+                paused_since = now if paused_since is None else paused_since
+                if now - paused_since > _MAX_PAUSE_SECONDS:
+                    raise HitlError(f"writes to {self.keys.prefix} paused by a rebuild for over {_MAX_PAUSE_SECONDS}s")
+                await asyncio.sleep(0.02)
+                continue
+            attempts += 1
             if failed.key == subject_key and failed.kind == "eq":
                 continue  # a concurrent change: read again and decide again
             if on_guard_failure is not None:
@@ -484,7 +499,7 @@ class StreamState:
     # --- replay ---------------------------------------------------------------------------------------
     async def rebuild(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> ReplayStats:
         """Rewrite the whole projection from history. Byte-identical to the live projection when both
-        are right; stop writers first (see README, "Rebuild")."""
+        are right. Writers may keep writing: they wait while the replayed projection is swapped in."""
         await self.ensure_schema()
         return await rebuild(self.redis, self.keys, self.projector, progress=progress)
 
@@ -492,6 +507,13 @@ class StreamState:
         """Compare the projection with a replay of history, without touching the projection."""
         await self.ensure_schema()
         return await verify(self.redis, self.keys, self.projector, progress=progress)
+
+    async def adopt(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> AdoptReport:
+        """Take over a prefix written by the TypeScript `IoredisState` (projection keys, no history):
+        history starts with one imported event per record (see `hitl_streams.adopt`)."""
+        report = await adopt(self.redis, self.keys, self.projector, progress=progress)
+        self._ready = False
+        return report
 
 
 def _field(fields: Any) -> bytes | str:

@@ -85,9 +85,9 @@ def test_builder_options_and_their_json() -> None:
 
 def test_builders_take_keyword_arguments_only() -> None:
     with pytest.raises(TypeError):
-        actions().approve("Ship")  # type: ignore[misc]
+        actions().approve("Ship")  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        field.text("Title")  # type: ignore[misc]
+        field.text("Title")  # type: ignore[call-arg]
 
 
 # --- fields ------------------------------------------------------------------------------------------

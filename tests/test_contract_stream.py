@@ -23,7 +23,8 @@ class TestStreamState(StateContract):
 
 class TestStreamStateDecodedReplies(StateContract):
     @pytest_asyncio.fixture
-    async def state(self, redis_url: str, table_name: str) -> AsyncIterator[State]:
+    async def state(self, redis_url: str, redis: Redis, table_name: str) -> AsyncIterator[State]:
+        # `redis` is requested for its teardown, which deletes this test's keys.
         client: Redis = Redis.from_url(redis_url, decode_responses=True)
         try:
             yield StreamState(client, table_name=table_name)

@@ -64,10 +64,11 @@ def test_cursor_is_base64url_without_padding_of_created_at_and_id() -> None:
 
 def test_cursor_uses_the_url_safe_alphabet() -> None:
     # "?>?" encodes to "Pz4_" (standard base64 would give "Pz4/").
-    cursor = encode_cursor("?>", "?>?")
+    cursor = encode_cursor(AT, "?>?" * 5)
+    assert "_" in cursor or "-" in cursor
     assert "/" not in cursor
     assert "+" not in cursor
-    assert decode_cursor(cursor) == ("?>", "?>?")
+    assert decode_cursor(cursor) == (AT, "?>?" * 5)
 
 
 @pytest.mark.parametrize("record_id", ["a1", "", "with|pipe", "ünïcode/💡", "x" * 300])
@@ -75,11 +76,13 @@ def test_cursor_round_trips_and_splits_at_the_first_pipe(record_id: str) -> None
     assert decode_cursor(encode_cursor(AT, record_id)) == (AT, record_id)
 
 
-def test_decode_accepts_padding_and_does_not_validate_content() -> None:
-    padded = base64.urlsafe_b64encode(b"anything|x").decode()
+def test_decode_accepts_padding_and_does_not_validate_the_id() -> None:
+    padded = base64.urlsafe_b64encode(f"{AT}|x".encode()).decode()
     assert padded.endswith("=")
-    assert decode_cursor(padded) == ("anything", "x")
-    assert decode_cursor(encode_cursor("", "")) == ("", "")
+    assert decode_cursor(padded) == (AT, "x")
+    assert decode_cursor(encode_cursor(AT, "")) == (AT, "")
+    # A position before every record is still a position (JavaScript accepts year 0000).
+    assert decode_cursor(encode_cursor("0000-01-01T00:00:00.000Z", "")) == ("0000-01-01T00:00:00.000Z", "")
 
 
 @pytest.mark.parametrize(
@@ -136,3 +139,10 @@ def test_build_page_without_more_rows_has_no_cursor() -> None:
     assert [r.id for r in page.items] == ["b", "a"]
     assert page.next_cursor is None
     assert build_page([], 5).items == []
+
+
+@pytest.mark.parametrize("created_at", ["yesterday", "2026-11-25", "", "17:03:04"])
+def test_a_cursor_whose_created_at_is_not_a_timestamp_is_invalid(created_at: str) -> None:
+    forged = base64.urlsafe_b64encode(f"{created_at}|p3".encode()).rstrip(b"=").decode()
+    with pytest.raises(ValidationError, match="Invalid inbox cursor"):
+        decode_cursor(forged)

@@ -97,7 +97,7 @@ def test_reviewer_is_free_form_and_keyword_only() -> None:
     assert encode(Reviewer()) == "{}"
     assert encode(Reviewer(name="Ada")) == '{"name":"Ada"}'
     with pytest.raises(TypeError):
-        Reviewer("u1")  # type: ignore[misc]
+        Reviewer("u1")  # type: ignore[call-arg]
 
 
 def test_is_resolved() -> None:
@@ -116,7 +116,7 @@ def test_new_human_request_defaults_namespace_and_is_keyword_only() -> None:
     team = NewHumanRequest(id="a1", token="t", channel="c", namespace="team-a", message="m", actions=[])
     assert encode(team) == '{"id":"a1","token":"t","channel":"c","namespace":"team-a","message":"m","actions":[]}'
     with pytest.raises(TypeError):
-        NewHumanRequest("a1", "t", "c", "global", "m", [])  # type: ignore[misc]
+        NewHumanRequest("a1", "t", "c", "global", "m", [])  # type: ignore[call-arg]
 
 
 def test_pending_record_json_omits_every_absent_optional() -> None:

@@ -6,6 +6,7 @@ import re
 import stat
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as sync_redis
@@ -53,7 +54,7 @@ async def test_server_supports_streams_and_lua(redis: Redis, table_name: str) ->
     stream = f"{prefix}:events"
     first = await redis.xadd(stream, {"event": '{"type":"a"}'})
     second = await redis.xadd(stream, {"event": '{"type":"b"}'})
-    entries = await redis.xrange(stream)
+    entries: Any = await redis.xrange(stream)
     assert [entry_id for entry_id, _ in entries] == [first, second]
     assert [fields[b"event"] for _, fields in entries] == [b'{"type":"a"}', b'{"type":"b"}']
     script = """
@@ -61,14 +62,14 @@ async def test_server_supports_streams_and_lua(redis: Redis, table_name: str) ->
         redis.call('SET', KEYS[2], id)
         return {id, redis.call('XLEN', KEYS[1])}
     """
-    appended, length = await redis.eval(script, 2, stream, f"{prefix}:last", '{"type":"c"}')  # type: ignore[misc]
+    appended, length = await redis.eval(script, 2, stream, f"{prefix}:last", '{"type":"c"}')
     assert length == 3
     assert await redis.get(f"{prefix}:last") == appended
     sha = await redis.script_load("return redis.call('XLEN', KEYS[1])")
-    assert await redis.evalsha(sha, 1, stream) == 3  # type: ignore[misc]
+    assert await redis.evalsha(sha, 1, stream) == 3
     group = await redis.xgroup_create(stream, "g", id="0")
     assert group is True
-    read = await redis.xreadgroup("g", "c1", {stream: ">"}, count=10)
+    read: Any = await redis.xreadgroup("g", "c1", {stream: ">"}, count=10)
     assert len(read[0][1]) == 3
 
 
@@ -121,7 +122,7 @@ def test_binary_on_path_is_started_on_a_free_loopback_port_without_persistence(
         try:
             assert client.config_get("save") == {"save": ""}
             assert client.config_get("appendonly") == {"appendonly": "no"}
-            workdir = Path(client.config_get("dir")["dir"])
+            workdir = Path(str(client.config_get("dir")["dir"]))
             assert workdir.is_dir()
         finally:
             client.close()

@@ -281,7 +281,7 @@ async def test_reads_typescript_shaped_values(state: StreamState, redis: Redis) 
     assert sub is not None and [a.id for a in sub.actions] == ["approve"]
 
 
-async def test_works_with_decode_responses(redis_url: str, table_name: str) -> None:
+async def test_works_with_decode_responses(redis_url: str, redis: Redis, table_name: str) -> None:
     client: Redis = Redis.from_url(redis_url, decode_responses=True)
     try:
         state = StreamState(client, table_name=table_name)

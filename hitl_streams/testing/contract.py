@@ -464,12 +464,19 @@ class StateContract:
         owner = await state.find_by_token(SHARED_TOKEN)
         assert owner is not None
         assert owner.id == "a1"
+        audit = getattr(state, "audit", None)
+        if audit is not None:  # no event either
+            assert await audit("a2") == []
+            assert len(await audit("a1")) == 1
 
     async def test_create_rejects_an_invalid_namespace(self, state: State) -> None:
         with pytest.raises(ValidationError, match="Invalid namespace"):
             await state.create(new_request("a1", namespace="no spaces allowed"))
         assert await state.get("a1") is None
         assert await state.count() == 0
+        audit = getattr(state, "audit", None)
+        if audit is not None:
+            assert await audit("a1") == []
 
     async def test_concurrent_resolves_of_one_id_exactly_one_wins(self, state: State) -> None:
         await state.create(new_request("a1"))
