@@ -14,9 +14,10 @@ command's.
 `AutoBatchRedis.wrap(client)` gives a `redis.asyncio.Redis` on the same connection pool and with the same
 reply handling (decoded or not, response callbacks) whose `execute_command` takes that path for a fixed
 set of non-blocking commands (`BATCHED`); any other command, and every command of a RESP3 client or a
-non-UTF-8 encoding, goes through redis-py unchanged. If the connection drops, the commands waiting on it
-are sent again through redis-py's own path and its retry policy, which is what redis-py itself does with a
-command whose connection failed.
+non-UTF-8 encoding, goes through redis-py unchanged. If the connection drops (or no reply comes within the
+client's `socket_timeout`), the commands waiting on it are sent again through redis-py's own path when the
+client's retry policy allows a retry, and fail with the connection error when it does not: what redis-py
+itself does with a command whose connection failed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["BATCHED", "AutoBatchRedis", "autobatched"]
 
@@ -91,7 +93,10 @@ class _Link:
         "_out",
         "_pending",
         "_reader_task",
+        "_received",
         "_replies",
+        "_timeout",
+        "_watchdog",
         "conn",
         "error",
         "loop",
@@ -107,6 +112,12 @@ class _Link:
         self._pending: deque[asyncio.Future[Any] | _Bulk] = deque()
         self._flush_scheduled = False
         self._disposed = False
+        # redis-py's `socket_timeout` bounds a wait for a reply; here a watchdog armed while replies are
+        # owed fails the link when none arrives for that long.
+        timeout = getattr(conn, "socket_timeout", None)
+        self._timeout: float | None = float(timeout) if timeout else None
+        self._received = 0
+        self._watchdog: asyncio.TimerHandle | None = None
         encoder = conn.encoder
         options: dict[str, Any] = {
             "protocolError": InvalidResponse,
@@ -152,6 +163,19 @@ class _Link:
             self.conn._writer.write(data)
         except Exception as exc:  # a closed transport: fail what waits, the callers fall back
             self._fail(RedisConnectionError(f"autobatch: write failed: {exc!r}"))
+            return
+        if self._timeout is not None and self._watchdog is None:
+            self._watchdog = self.loop.call_later(self._timeout, self._check, self._received)
+
+    def _check(self, received_when_armed: int) -> None:
+        self._watchdog = None
+        if self.error is not None or not self._pending:
+            return
+        if self._received == received_when_armed:
+            self._fail(RedisTimeoutError(f"autobatch: no reply within {self._timeout} s"))
+            return
+        assert self._timeout is not None
+        self._watchdog = self.loop.call_later(self._timeout, self._check, self._received)
 
     async def _read(self) -> None:
         stream = self.conn._reader
@@ -163,6 +187,7 @@ class _Link:
                     raise RedisConnectionError("autobatch: connection closed by server")
                 replies.feed(data)
                 while (reply := replies.gets()) is not _NOT_ENOUGH_DATA:
+                    self._received += 1
                     head = pending[0]
                     if isinstance(head, _Bulk):
                         head.replies.append(reply)
@@ -185,6 +210,9 @@ class _Link:
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
             self.error = error
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         while self._pending:
             head = self._pending.popleft()
             future = head.future if isinstance(head, _Bulk) else head
@@ -262,7 +290,11 @@ class AutoBatchRedis(Redis):
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         try:
             reply = await link.send(packed)
-        except RedisConnectionError:
+        except (RedisConnectionError, RedisTimeoutError):
+            # As redis-py does with a command whose connection failed: send it again if the client's retry
+            # policy allows (StreamState's writes carry op ids, so a second run is a no-op), else raise.
+            if link.conn.retry.get_retries() < 1:
+                raise
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         if isinstance(reply, ResponseError):
             if _EMPTY_RESPONSE in options:

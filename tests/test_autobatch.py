@@ -9,7 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hitl_streams import AlreadyResolvedError, Resolved, State, StreamState
 from hitl_streams.autobatch import AutoBatchRedis, autobatched
@@ -107,8 +110,18 @@ async def test_noscript_is_the_redis_py_exception(client: Redis) -> None:
         await client.evalsha("0" * 40, 0)  # type: ignore[misc]
 
 
-async def test_a_dropped_connection_falls_back_and_recovers(client: Redis, table_name: str) -> None:
-    assert isinstance(client, AutoBatchRedis)
+async def test_a_dropped_connection_falls_back_and_recovers(redis_url: str, table_name: str) -> None:
+    plain: Redis = Redis.from_url(redis_url, retry=Retry(NoBackoff(), 3))  # from_url alone retries 0 times
+    client = autobatched(plain)
+    try:
+        await _drop_and_recover(client, table_name)
+    finally:
+        await client.delete(f"{table_name}:s")
+        await client.aclose()
+        await plain.aclose()
+
+
+async def _drop_and_recover(client: AutoBatchRedis, table_name: str) -> None:
     await client.set(f"{table_name}:s", "v")
     assert _text(await client.get(f"{table_name}:s")) == "v"
     link = client._link
@@ -120,6 +133,24 @@ async def test_a_dropped_connection_falls_back_and_recovers(client: Redis, table
     values = await asyncio.gather(*(client.get(f"{table_name}:s") for _ in range(50)))
     assert all(_text(v) == "v" for v in values)
     assert client._link is not None and client._link.alive
+
+
+async def test_no_reply_within_socket_timeout_fails_the_link(redis_url: str) -> None:
+    # Retries 0 (from_url's default): the timed-out command raises instead of being sent again.
+    plain: Redis = Redis.from_url(redis_url, socket_timeout=0.2)
+    client = autobatched(plain)
+    spin = (
+        "local t = redis.call('TIME'); local s = t[1] * 1e6 + t[2]; "
+        "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > 600000; return 1"
+    )
+    try:
+        with pytest.raises(RedisTimeoutError):
+            await client.eval(spin, 0)  # type: ignore[misc]
+        await asyncio.sleep(0.6)  # let the server finish the script
+        assert await client.ping() is True  # a new link
+    finally:
+        await client.aclose()
+        await plain.aclose()
 
 
 async def _link_id(client: AutoBatchRedis) -> int:
