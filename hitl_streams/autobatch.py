@@ -13,8 +13,9 @@ command's.
 
 `AutoBatchRedis.wrap(client)` gives a `redis.asyncio.Redis` on the same connection pool and with the same
 reply handling (decoded or not, response callbacks) whose `execute_command` takes that path for a fixed
-set of non-blocking commands (`BATCHED`); any other command, and every command of a RESP3 client or a
-non-UTF-8 encoding, goes through redis-py unchanged. If the connection drops (or no reply comes within the
+set of non-blocking commands (`BATCHED`); any other command, and every command of a client with a
+non-UTF-8 encoding, goes through redis-py unchanged. RESP3 push messages on the batching connection are
+skipped (it subscribes to nothing). If the connection drops (or no reply comes within the
 client's `socket_timeout`), the commands waiting on it are sent again through redis-py's own path when the
 client's retry policy allows a retry, and fail with the connection error when it does not: what redis-py
 itself does with a command whose connection failed.
@@ -68,6 +69,7 @@ BATCHED: Final = frozenset(
 script runs atomically whatever else is on the wire."""
 
 _NOT_ENOUGH_DATA: Final = object()
+_PUSH: Final[type | None] = getattr(hiredis, "PushNotification", None)
 _NEVER_DECODE: Final = "NEVER_DECODE"
 _EMPTY_RESPONSE: Final = "EMPTY_RESPONSE"
 
@@ -187,6 +189,8 @@ class _Link:
                     raise RedisConnectionError("autobatch: connection closed by server")
                 replies.feed(data)
                 while (reply := replies.gets()) is not _NOT_ENOUGH_DATA:
+                    if _PUSH is not None and isinstance(reply, _PUSH):
+                        continue  # a RESP3 push answers no command (this connection subscribes to nothing)
                     self._received += 1
                     head = pending[0]
                     if isinstance(head, _Bulk):
@@ -256,7 +260,9 @@ class AutoBatchRedis(Redis):
         wrapped.response_callbacks = client.response_callbacks
         kwargs = client.connection_pool.connection_kwargs
         encoding = str(kwargs.get("encoding", "utf-8")).lower().replace("_", "-")
-        wrapped._fast = kwargs.get("protocol") in (None, 2, "2") and encoding in ("utf-8", "utf8")
+        # RESP2 or RESP3 (redis-py 8's default): hiredis parses either, and the reply shapes are those the
+        # wrapped client's own response callbacks expect.
+        wrapped._fast = encoding in ("utf-8", "utf8")
         wrapped._link = None
         wrapped._link_lock = None
         return wrapped

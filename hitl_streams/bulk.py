@@ -3,7 +3,7 @@
 - `run_commands(redis, commands)` sends a list of commands as one pipelined write and returns their raw
   replies in order (hiredis packs and parses them; no per-command redis-py machinery). It uses the
   batching connection of `hitl_streams.autobatch` when `redis` is a plain `redis.asyncio.Redis`, and a
-  redis-py non-transactional pipeline otherwise (cluster clients, RESP3, other encodings).
+  redis-py non-transactional pipeline otherwise (cluster clients, other encodings).
 - `NetOps` folds the projection writes of a batch of events into their net effect per key: the last
   value of a STRING, each member's last score (or removal) in a ZSET, the union of a SET, the positions
   pushed onto a LIST in order. Applied to empty keys, or to keys only this replay writes, the result is

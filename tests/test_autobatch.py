@@ -184,8 +184,9 @@ def test_only_plain_async_clients_are_wrapped() -> None:
     assert isinstance(wrapped, AutoBatchRedis) and autobatched(wrapped) is wrapped
     other = object()
     assert autobatched(other) is other
-    resp3 = AutoBatchRedis.wrap(Redis(protocol=3))
-    assert resp3._fast is False  # RESP3 pushes would break in-order matching: redis-py's path only
+    latin = AutoBatchRedis.wrap(Redis(encoding="latin-1"))
+    assert latin._fast is False  # hiredis packs str as UTF-8: other encodings take redis-py's path
+    assert AutoBatchRedis.wrap(Redis(protocol=2))._fast and AutoBatchRedis.wrap(Redis(protocol=3))._fast
 
 
 # --- StreamState through the batcher ------------------------------------------------------------------
@@ -217,6 +218,18 @@ async def test_concurrent_resolves_through_the_batcher_exactly_one_wins(redis: R
         assert len(resolutions) == 1  # one event per change
     report = await state.verify()
     assert report.clean, report.to_dict()
+
+
+class TestStreamStateRESP2(StateContract):
+    """The contract through the batcher on a RESP2 connection (redis-py 8 defaults to RESP3)."""
+
+    @pytest_asyncio.fixture
+    async def state(self, redis_url: str, table_name: str) -> AsyncIterator[State]:
+        client: Redis = Redis.from_url(redis_url, protocol=2)
+        try:
+            yield StreamState(client, table_name=table_name)
+        finally:
+            await client.aclose()
 
 
 class TestStreamStateWithoutAutobatch(StateContract):
