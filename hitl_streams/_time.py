@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -54,9 +55,16 @@ def ms_to_iso(ms: int) -> str:
     return f"{year_text}-{month:02d}-{day:02d}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
 
 
+_last_now: tuple[int, str] = (-1, "")
+
+
 def now_iso() -> str:
     """The current time as a JavaScript ISO string."""
-    return ms_to_iso(now_ms())
+    global _last_now
+    ms = now_ms()
+    if _last_now[0] != ms:  # under load many writes share a millisecond: format it once
+        _last_now = (ms, ms_to_iso(ms))
+    return _last_now[1]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -64,8 +72,11 @@ _MILLISECOND = timedelta(milliseconds=1)
 _JS_ISO = re.compile(r"([+-]\d{6}|\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z")
 
 
+@functools.lru_cache(maxsize=4096)
 def iso_to_ms(value: str) -> int:
-    """Epoch milliseconds of an ISO timestamp, like JavaScript's `Date.parse` (0 when unparseable)."""
+    """Epoch milliseconds of an ISO timestamp, like JavaScript's `Date.parse` (0 when unparseable).
+
+    Cached: every projection step that scores a request parses the same `createdAt` again."""
     match = _JS_ISO.fullmatch(value)
     if match is not None:
         year, month, day, hours, minutes, seconds = (int(g) for g in match.groups()[:6])

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import events as ev
+from .bulk import NetOps, run_commands
 from .codec import Subject
 from .keys import Keys
 from .locks import prefix_lock
-from .projection import Projector
+from .projection import Ops, Projector
 from .reducer import apply, key_of, subject_ref
 
 __all__ = [
@@ -157,23 +158,6 @@ async def read_value(redis: Any, names: list[str]) -> list[tuple[str, Any]]:
     return out
 
 
-def _apply_ops(pipe: Any, ops: Any, position: str) -> int:
-    count = 0
-    for code, key, args in ops:
-        if code == "S":
-            pipe.set(key, args[0])
-        elif code == "Z":
-            pipe.zadd(key, {args[1]: float(args[0])})
-        elif code == "R":
-            pipe.zrem(key, args[0])
-        elif code == "A":
-            pipe.sadd(key, args[0])
-        else:
-            pipe.rpush(key, position)
-        count += 1
-    return count
-
-
 async def replay_into(
     redis: Any,
     source: Keys,
@@ -185,29 +169,42 @@ async def replay_into(
     after: str | None = None,
 ) -> ReplayStats:
     """Project every event of `source`'s stream into keys under `target` (assumed empty), or, with
-    `after`, only the events after that position (catching up a target that holds the replay up to it)."""
+    `after`, only the events after that position (catching up a target that holds the replay up to it).
+
+    Per batch: one XRANGE, one MGET of the subjects the batch's mutations need, then the batch's writes
+    folded into their net effect per key (`bulk.NetOps`) and sent in one round trip. Nothing else writes
+    under `target` meanwhile, so the net effect equals running every write in order."""
     started = time.perf_counter()
     total = int(await redis.xlen(source.events))
     start, done, written, last = "-" if after is None else "(" + after, 0, 0, None
     while True:
-        rows = await redis.xrange(source.events, min=start, max="+", count=batch_size)
+        (rows,) = _checked(await run_commands(redis, [("XRANGE", source.events, start, "+", "COUNT", batch_size)]))
         if not rows:
             break
-        batch = [(_text(pos), ev.decode_event(_field(fields))) for pos, fields in rows]
+        batch = [(_text(pos), ev.decode_event(_event_field(fields))) for pos, fields in rows]
         refs = {ref[0]: ref[1] for _, event in batch if (ref := subject_ref(event, target)) is not None}
         cache: dict[str, Subject | None] = {}
         if refs:
             names = list(refs)
-            for name, raw in zip(names, await redis.mget(names), strict=True):
+            (values,) = _checked(await run_commands(redis, [("MGET", *names)]))
+            for name, raw in zip(names, values, strict=True):
                 cache[name] = None if raw is None else refs[name](raw)
-        pipe = redis.pipeline(transaction=False)
+        projected: list[tuple[Ops, str]] = []
         for position, event in batch:
             ref = subject_ref(event, target)
             change = apply(event, cache.get(ref[0]) if ref else None, target)
             if change.after is not None:
                 cache[key_of(change.after, target)] = change.after
-            written += _apply_ops(pipe, projector.project(change), position)
-        await pipe.execute()
+            projected.append((projector.project(change), position))
+        written += sum(len(ops) for ops, _ in projected)
+        net = NetOps()
+        try:
+            for ops, position in projected:
+                net.add(ops, position)
+            commands = net.commands()
+        except TypeError:  # a key written as two types (a damaged history): apply every write in order
+            commands = [cmd for ops, position in projected for cmd in _op_commands(ops, position)]
+        _checked(await run_commands(redis, commands))
         done += len(batch)
         last = batch[-1][0]
         start = "(" + last
@@ -216,6 +213,39 @@ async def replay_into(
         if len(rows) < batch_size:
             break
     return ReplayStats(done, written, time.perf_counter() - started, last)
+
+
+def _checked(replies: list[Any]) -> list[Any]:
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _event_field(fields: Any) -> Any:
+    """The `event` field of a stream entry, raw (a flat [field, value, ...] list) or parsed (a dict)."""
+    if isinstance(fields, dict):
+        return _field(fields)
+    for i in range(0, len(fields) - 1, 2):
+        if fields[i] in (b"event", "event"):
+            return fields[i + 1]
+    return None
+
+
+def _op_commands(ops: Ops, position: str) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for code, key, args in ops:
+        if code == "S":
+            out.append(("SET", key, args[0]))
+        elif code == "Z":
+            out.append(("ZADD", key, args[0], args[1]))
+        elif code == "R":
+            out.append(("ZREM", key, args[0]))
+        elif code == "A":
+            out.append(("SADD", key, args[0]))
+        else:
+            out.append(("RPUSH", key, position))
+    return out
 
 
 async def _delete_prefix(redis: Any, keys: Keys) -> None:
@@ -293,7 +323,7 @@ async def swap_in(redis: Any, keys: Keys, scratch: Keys) -> int:
     stale: list[str] = []
     async for name in projection_keys(redis, keys):
         stale.append(name)
-        if len(stale) >= 500:
+        if len(stale) >= 2000:
             await _drop_missing(redis, keys, scratch, stale)
             stale = []
     if stale:
@@ -303,20 +333,16 @@ async def swap_in(redis: Any, keys: Keys, scratch: Keys) -> int:
     async for name in projection_keys(redis, scratch):
         names.append(name)
     # Collected first: renaming while SCAN runs over the same keyspace could visit keys twice or skip some.
-    for i in range(0, len(names), 500):
-        pipe = redis.pipeline(transaction=False)
-        for name in names[i : i + 500]:
-            pipe.rename(name, _twin(name, scratch, keys))
-        await pipe.execute()
-        moved += len(names[i : i + 500])
+    for i in range(0, len(names), 2000):
+        chunk = names[i : i + 2000]
+        _checked(await run_commands(redis, [("RENAME", name, _twin(name, scratch, keys)) for name in chunk]))
+        moved += len(chunk)
     return moved
 
 
 async def _drop_missing(redis: Any, keys: Keys, scratch: Keys, names: list[str]) -> None:
-    pipe = redis.pipeline(transaction=False)
-    for name in names:
-        pipe.exists(_twin(name, keys, scratch))
-    gone = [n for n, exists in zip(names, await pipe.execute(), strict=True) if not exists]
+    found = _checked(await run_commands(redis, [("EXISTS", _twin(name, keys, scratch)) for name in names]))
+    gone = [n for n, exists in zip(names, found, strict=True) if not exists]
     if gone:
         await redis.delete(*gone)
 
