@@ -302,3 +302,31 @@ async def test_cluster_twenty_concurrent_resolves_one_wins(
     assert types.count("request.resolved") == 1
     record = await cluster_state.get("race")
     assert record is not None and record.result == resolved_result("race", note=str(winners[0]))
+
+
+@pytest.mark.cluster
+async def test_cluster_rebuild_and_a_new_step_by_replay(
+    cluster_state: StreamState, redis_cluster_client: RedisCluster
+) -> None:
+    """Replays (verify, rebuild, a pending step applied by ensure_schema) work inside one slot."""
+    from hitl_streams.projection import Projector, load_steps
+    from hitl_streams.testing.snapshot import snapshot
+
+    for i in range(30):
+        await cluster_state.create(new_request(f"r{i}"))
+        if i % 2:
+            await cluster_state.resolve(f"r{i}", resolved_result(f"r{i}"))
+    live = await snapshot(redis_cluster_client, cluster_state.keys)
+    await cluster_state.rebuild()
+    assert await snapshot(redis_cluster_client, cluster_state.keys) == live
+    await redis_cluster_client.delete(cluster_state.keys.idx_status("pending"))
+    drift = await cluster_state.verify()
+    assert drift.missing == [cluster_state.keys.idx_status("pending")]
+
+    # A deployment that lacks the last step gets it by replay, in cluster mode too.
+    steps = load_steps()
+    await redis_cluster_client.srem(cluster_state.keys.meta_migrations, steps[-1].id)
+    upgraded = StreamState(redis_cluster_client, table_name=cluster_state.table_name, cluster=True)
+    await upgraded.ensure_schema()
+    assert await snapshot(redis_cluster_client, upgraded.keys) == live
+    assert len(Projector().steps) == len(steps)
