@@ -15,7 +15,7 @@ from typing import Any
 from .errors import SchemaError
 from .keys import Keys
 
-__all__ = ["prefix_lock"]
+__all__ = ["hold", "prefix_lock", "write_pause"]
 
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -39,10 +39,19 @@ async def prefix_lock(
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
 
+    async with hold(redis, keys.meta_lock, token, ttl_ms):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def hold(redis: Any, key: str, token: str, ttl_ms: int) -> AsyncIterator[None]:
+    """Keep an already-set `key` (holding `token`) alive while the block runs, then delete it if it is
+    still ours. Renewed every third of its expiry, so a dead holder frees it within `ttl_ms`."""
+
     async def renew() -> None:
         while True:
             await asyncio.sleep(ttl_ms / 3000)
-            await redis.execute_command("EVAL", _RENEW, 1, keys.meta_lock, token, ttl_ms)
+            await redis.execute_command("EVAL", _RENEW, 1, key, token, ttl_ms)
 
     renewer = asyncio.create_task(renew())
     try:
@@ -51,4 +60,17 @@ async def prefix_lock(
         renewer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewer
-        await redis.execute_command("EVAL", _RELEASE, 1, keys.meta_lock, token)
+        await redis.execute_command("EVAL", _RELEASE, 1, key, token)
+
+
+_PAUSE_TTL_MS = 10_000
+
+
+@contextlib.asynccontextmanager
+async def write_pause(redis: Any, keys: Keys) -> AsyncIterator[None]:
+    """Hold `{prefix}:meta:pause`: every write (the commit script checks the key) waits until it is gone.
+    It expires on its own if this process dies, so writers never stay blocked."""
+    token = uuid.uuid4().hex
+    await redis.set(keys.meta_pause, token, px=_PAUSE_TTL_MS)
+    async with hold(redis, keys.meta_pause, token, _PAUSE_TTL_MS):
+        yield

@@ -14,8 +14,6 @@ the batch: the state a reduction needs is read back from the scratch keys the re
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -26,7 +24,7 @@ from . import events as ev
 from .bulk import NetOps, run_commands
 from .codec import Subject
 from .keys import Keys
-from .locks import prefix_lock
+from .locks import prefix_lock, write_pause
 from .projection import Ops, Projector
 from .reducer import apply, key_of, subject_ref
 
@@ -349,31 +347,6 @@ async def _drop_missing(redis: Any, keys: Keys, scratch: Keys, names: list[str])
 
 _CATCH_UP_ROUNDS = 8
 _SMALL_TAIL = 500
-_PAUSE_TTL_MS = 10_000
-_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-
-
-@contextlib.asynccontextmanager
-async def write_pause(redis: Any, keys: Keys) -> AsyncIterator[None]:
-    """Hold `{prefix}:meta:pause`: every write (the commit script checks the key) waits until it is gone.
-    It expires on its own if this process dies, so writers never stay blocked."""
-    token = uuid.uuid4().hex
-    await redis.set(keys.meta_pause, token, px=_PAUSE_TTL_MS)
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(_PAUSE_TTL_MS / 3000)
-            await redis.execute_command("EVAL", _RENEW, 1, keys.meta_pause, token, _PAUSE_TTL_MS)
-
-    renewer = asyncio.create_task(renew())
-    try:
-        yield
-    finally:
-        renewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewer
-        await redis.execute_command("EVAL", _RELEASE, 1, keys.meta_pause, token)
 
 
 def _joined(first: ReplayStats, more: ReplayStats) -> ReplayStats:
