@@ -327,14 +327,29 @@ async def swap_in(redis: Any, keys: Keys, scratch: Keys) -> int:
     if stale:
         await _drop_missing(redis, keys, scratch, stale)
     moved = 0
-    names: list[str] = []
+    chunk: list[str] = []
+    # Renamed in chunks as SCAN finds them, so memory stays flat however large the projection is. A
+    # renamed key leaves the scratch pattern, so SCAN cannot hand it out again under its new name; a
+    # name SCAN repeats (it may, while the table rehashes) was already moved: "no such key" is fine.
     async for name in projection_keys(redis, scratch):
-        names.append(name)
-    # Collected first: renaming while SCAN runs over the same keyspace could visit keys twice or skip some.
-    for i in range(0, len(names), 2000):
-        chunk = names[i : i + 2000]
-        _checked(await run_commands(redis, [("RENAME", name, _twin(name, scratch, keys)) for name in chunk]))
-        moved += len(chunk)
+        chunk.append(name)
+        if len(chunk) >= 2000:
+            moved += await _rename_over(redis, scratch, keys, chunk)
+            chunk = []
+    if chunk:
+        moved += await _rename_over(redis, scratch, keys, chunk)
+    return moved
+
+
+async def _rename_over(redis: Any, scratch: Keys, keys: Keys, names: list[str]) -> int:
+    replies = await run_commands(redis, [("RENAME", name, _twin(name, scratch, keys)) for name in names])
+    moved = 0
+    for reply in replies:
+        if isinstance(reply, Exception):
+            if "no such key" not in str(reply).lower():
+                raise reply
+        else:
+            moved += 1
     return moved
 
 
