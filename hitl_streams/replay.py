@@ -30,6 +30,7 @@ from .reducer import apply, key_of, subject_ref
 
 __all__ = [
     "DriftReport",
+    "LongValue",
     "ReplayProgress",
     "ReplayStats",
     "is_projection_key",
@@ -37,6 +38,7 @@ __all__ = [
     "read_value",
     "rebuild",
     "replay_into",
+    "same_slices",
     "verify",
 ]
 
@@ -119,8 +121,21 @@ async def projection_keys(redis: Any, keys: Keys, count: int = 1000) -> AsyncIte
             yield key
 
 
-async def read_value(redis: Any, names: list[str]) -> list[tuple[str, Any]]:
-    """(type, comparable value) of each key, in two pipelined round trips."""
+_SLICE = 5000
+"""ZSETs and LISTs longer than this are compared slice by slice, so memory does not grow with them."""
+
+
+class LongValue:
+    """Stands for a ZSET or LIST longer than `read_value`'s `head`: compare it with `same_slices`."""
+
+    __eq__ = object.__eq__  # never equal to a value: a long key is compared by slices
+    __hash__ = object.__hash__
+
+
+async def read_value(redis: Any, names: list[str], *, head: int | None = None) -> list[tuple[str, Any]]:
+    """(type, comparable value) of each key, in two pipelined round trips. With `head`, a ZSET or LIST
+    longer than `head` items comes back as a `LongValue` instead of its items."""
+    stop = -1 if head is None else head
     pipe = redis.pipeline(transaction=False)
     for name in names:
         pipe.type(name)
@@ -130,9 +145,9 @@ async def read_value(redis: Any, names: list[str]) -> list[tuple[str, Any]]:
         if kind == "string":
             pipe.get(name)
         elif kind == "zset":
-            pipe.zrange(name, 0, -1, withscores=True)
+            pipe.zrange(name, 0, stop, withscores=True)
         elif kind == "list":
-            pipe.lrange(name, 0, -1)
+            pipe.lrange(name, 0, stop)
         elif kind == "set":
             pipe.smembers(name)
         elif kind == "hash":
@@ -142,6 +157,9 @@ async def read_value(redis: Any, names: list[str]) -> list[tuple[str, Any]]:
     values = await pipe.execute()
     out: list[tuple[str, Any]] = []
     for kind, value in zip(types, values, strict=True):
+        if head is not None and kind in ("zset", "list") and len(value) > head:
+            out.append((kind, LongValue()))
+            continue
         if kind == "string" and isinstance(value, str):
             value = value.encode()
         elif kind == "zset":
@@ -154,6 +172,25 @@ async def read_value(redis: Any, names: list[str]) -> list[tuple[str, Any]]:
             value = sorted((_text(k), _text(v)) for k, v in value.items())
         out.append((kind, value))
     return out
+
+
+async def same_slices(redis: Any, kind: str, first: str, second: str, size: int = _SLICE) -> bool:
+    """Compare two ZSETs (members and scores, in order) or two LISTs, `size` items at a time."""
+    start = 0
+    while True:
+        if kind == "zset":
+            a = await redis.zrange(first, start, start + size - 1, withscores=True)
+            b = await redis.zrange(second, start, start + size - 1, withscores=True)
+        else:
+            a = await redis.lrange(first, start, start + size - 1)
+            b = await redis.lrange(second, start, start + size - 1)
+        if [_text(x) if not isinstance(x, tuple) else (_text(x[0]), float(x[1])) for x in a] != [
+            _text(x) if not isinstance(x, tuple) else (_text(x[0]), float(x[1])) for x in b
+        ]:
+            return False
+        if len(a) < size:
+            return True
+        start += size
 
 
 async def replay_into(
@@ -264,11 +301,15 @@ def _twin(key: str, source: Keys, target: Keys) -> str:
 async def _compare(redis: Any, live: Keys, replayed: Keys, report: DriftReport) -> None:
     async def check(names: list[str]) -> None:
         twins = [_twin(n, replayed, live) for n in names]
-        ours, theirs = await read_value(redis, names), await read_value(redis, twins)
-        for twin, mine, current in zip(twins, ours, theirs, strict=True):
+        ours = await read_value(redis, names, head=_SLICE)
+        theirs = await read_value(redis, twins, head=_SLICE)
+        for name, twin, mine, current in zip(names, twins, ours, theirs, strict=True):
             report.keys_checked += 1
             if current[0] == "none":
                 report.missing.append(twin)
+            elif isinstance(mine[1], LongValue) or isinstance(current[1], LongValue):
+                if mine[0] != current[0] or not await same_slices(redis, mine[0], name, twin):
+                    report.differing.append(twin)
             elif mine != current:
                 report.differing.append(twin)
 
