@@ -230,7 +230,7 @@ class HitlASGI:
         if name not in ("request-timeout", "batch-timeout"):
             try:
                 data = msgspec.json.decode(await body.read())
-            except msgspec.DecodeError:
+            except msgspec.MsgspecError:  # malformed JSON, or a number JSON allows but no decoder can hold
                 await out.error(400, "Invalid JSON body")
                 return
         try:

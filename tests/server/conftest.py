@@ -1,0 +1,55 @@
+"""Fixtures for the server tests: a `state` (parametrized, so a second State can join), a recording
+adapter, a resolver that records what it resumed, a started `Hitl`, and an HTTP client on its ASGI app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from hitl_streams import InMemoryState, State
+from hitl_streams.server import CallbackResolver, Hitl, RetryPolicy
+from hitl_streams.testing.recording import RecordingAdapter
+
+from .support import Resumed
+
+STATE_KINDS = ["memory"]  # StreamState joins here once it is merged: "redis-streams"
+
+
+@pytest.fixture(params=STATE_KINDS)
+def state(request: pytest.FixtureRequest) -> State:
+    if request.param == "memory":
+        return InMemoryState()
+    raise AssertionError(f"unknown state kind {request.param}")
+
+
+@pytest.fixture
+def resumed() -> Resumed:
+    return Resumed()
+
+
+@pytest.fixture
+def chat() -> RecordingAdapter:
+    return RecordingAdapter("chat")
+
+
+@pytest.fixture
+async def hitl(state: State, resumed: Resumed, chat: RecordingAdapter) -> AsyncIterator[Hitl]:
+    server = Hitl(
+        state=state,
+        resolver=CallbackResolver(resumed),
+        adapters=[chat],
+        secret="",
+        retry=RetryPolicy(initial=0.01, maximum=0.05, jitter=0),
+    )
+    async with server:
+        yield server
+
+
+@pytest.fixture
+async def client(hitl: Hitl) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=hitl.asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hitl.test") as http:
+        yield http

@@ -1,0 +1,39 @@
+"""Shared test helpers: the API base path, sample actions, and a fake engine that records resumes."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from hitl_streams.results import HumanResult
+
+API = "/.well-known/hitl/v1"
+
+APPROVE_DENY = [
+    {"id": "approve", "fields": {"subject": {"kind": "text", "label": "Subject", "default": "Hi"}}},
+    {"id": "deny", "fields": {"reason": {"kind": "text", "label": "Reason"}}},
+]
+
+
+@dataclass
+class Resumed:
+    """A fake engine: records every (token, result) it was resumed with; can fail on purpose."""
+
+    calls: list[tuple[str, HumanResult]] = field(default_factory=list)
+    failures: int = 0
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __call__(self, token: str, result: HumanResult) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("engine unavailable")
+        self.calls.append((token, result))
+        self.event.set()
+
+    async def wait_for(self, count: int, within: float = 2.0) -> None:
+        async def reached() -> None:
+            while len(self.calls) < count:
+                self.event.clear()
+                await self.event.wait()
+
+        await asyncio.wait_for(reached(), within)
