@@ -6,6 +6,7 @@ External ids are predictable: `send` returns `"{adapter id}/{request id}"`, `sen
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ class RecordingAdapter(BaseAdapter):
 
     - `batch=True` makes it deliver batches as one message (`can_send_batch` is true).
     - `fail(method, times)` makes the next `times` calls of `method` raise `RuntimeError`.
+    - `pause(method)` makes calls of `method` wait until the returned event is set (a slow channel).
     - `channel_key` with `app` (an ASGI callable) serves `channels/{channel_key}/...`.
     """
 
@@ -48,6 +50,7 @@ class RecordingAdapter(BaseAdapter):
         self._app = app
         self.calls: list[RecordedCall] = []
         self._failures: dict[str, int] = {}
+        self._gates: dict[str, asyncio.Event] = {}
         self._notes = 0
 
     def __repr__(self) -> str:
@@ -57,8 +60,16 @@ class RecordingAdapter(BaseAdapter):
         """Make the next `times` calls of `method` raise."""
         self._failures[method] = self._failures.get(method, 0) + times
 
-    def _called(self, method: str, *args: Any) -> None:
+    def pause(self, method: str) -> asyncio.Event:
+        """Make calls of `method` wait until the returned event is set."""
+        gate = self._gates[method] = asyncio.Event()
+        return gate
+
+    async def _called(self, method: str, *args: Any) -> None:
         self.calls.append(RecordedCall(method, args))
+        gate = self._gates.get(method)
+        if gate is not None:
+            await gate.wait()
         if self._failures.get(method, 0) > 0:
             self._failures[method] -= 1
             raise RuntimeError(f"{self.id}.{method} failed (as the test asked)")
@@ -88,27 +99,27 @@ class RecordingAdapter(BaseAdapter):
         return [(args[0], args[1]) for args in self.of("update_batch")]
 
     async def send(self, request: HumanRequest) -> str:
-        self._called("send", request)
+        await self._called("send", request)
         return f"{self.id}/{request.id}"
 
     async def notify(self, notification: Notification) -> str | None:
-        self._called("notify", notification)
+        await self._called("notify", notification)
         self._notes += 1
         return f"{self.id}/note/{self._notes}"
 
     async def update(self, external_id: str, result: HumanResult) -> None:
-        self._called("update", external_id, result)
+        await self._called("update", external_id, result)
 
     def can_send_batch(self, request: BatchHumanRequest) -> bool:
         self.calls.append(RecordedCall("can_send_batch", (request,)))
         return self.batch
 
     async def send_batch(self, request: BatchHumanRequest) -> str:
-        self._called("send_batch", request)
+        await self._called("send_batch", request)
         return f"{self.id}/batch/{request.batch_id}"
 
     async def update_batch(self, external_id: str, results: Sequence[HumanResult]) -> None:
-        self._called("update_batch", external_id, list(results))
+        await self._called("update_batch", external_id, list(results))
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self.calls.append(RecordedCall("handle", (scope,)))

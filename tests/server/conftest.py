@@ -5,6 +5,7 @@ adapter, a resolver that records what it resumed, a started `Hitl`, and an HTTP 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httpx
 import pytest
@@ -13,15 +14,19 @@ from hitl_streams import InMemoryState, State
 from hitl_streams.server import CallbackResolver, Hitl, RetryPolicy
 from hitl_streams.testing.recording import RecordingAdapter
 
-from .support import Resumed
+from .support import Resumed, YieldingState
 
-STATE_KINDS = ["memory"]  # StreamState joins here once it is merged: "redis-streams"
+# "yielding" is InMemoryState suspending on every call, so that races interleave as over a network.
+# StreamState joins here once it is merged ("redis-streams").
+STATE_KINDS = ["memory", "yielding"]
 
 
 @pytest.fixture(params=STATE_KINDS)
 def state(request: pytest.FixtureRequest) -> State:
     if request.param == "memory":
         return InMemoryState()
+    if request.param == "yielding":
+        return cast(State, YieldingState(InMemoryState()))
     raise AssertionError(f"unknown state kind {request.param}")
 
 

@@ -37,3 +37,25 @@ class Resumed:
                 await self.event.wait()
 
         await asyncio.wait_for(reached(), within)
+
+
+class YieldingState:
+    """A real state whose every coroutine first yields to the event loop, as a networked state does.
+
+    Without it `InMemoryState` never suspends, so races (two creates, a resolve against a batch
+    resolve) could not interleave in a test.
+    """
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        target = getattr(self._inner, name)
+        if not asyncio.iscoroutinefunction(target):
+            return target
+
+        async def call(*args: object, **kwargs: object) -> object:
+            await asyncio.sleep(0)
+            return await target(*args, **kwargs)
+
+        return call

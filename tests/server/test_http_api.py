@@ -371,3 +371,22 @@ async def test_default_state_is_a_fresh_in_memory_state_per_hitl(resumed: Resume
     first, second = Hitl(resolver=CallbackResolver(resumed)), Hitl(resolver=CallbackResolver(resumed))
     assert isinstance(first.state, InMemoryState) and first.state is not second.state
     assert [a.id for a in first.adapters] == ["inbox"]
+
+
+async def test_a_retry_during_a_slow_delivery_does_not_deliver_twice(
+    client: httpx.AsyncClient, chat: RecordingAdapter, hitl: Hitl
+) -> None:
+    gate = chat.pause("send")
+    first = asyncio.create_task(client.post(f"{API}/requests", json=create_body()))
+    for _ in range(1000):  # until the first delivery is under way
+        if chat.sent:
+            break
+        await asyncio.sleep(0.001)
+    retry = asyncio.create_task(client.post(f"{API}/requests", json=create_body()))
+    await asyncio.sleep(0.05)
+    assert not retry.done()  # it waits for the delivery in flight instead of starting another
+    gate.set()
+    responses = await asyncio.gather(first, retry)
+    assert [r.status_code for r in responses] == [201, 201]
+    assert responses[0].json() == responses[1].json()
+    assert len(chat.sent) == 1
