@@ -64,8 +64,16 @@ class ResumeQueue(Protocol):
         """A decision was just recorded in this process (a queue fed by the stream may ignore it)."""
         ...
 
-    async def get(self) -> ResumeJob:
-        """The next job to run; waits until there is one."""
+    async def get(self) -> ResumeJob | None:
+        """The next job to run, or `None` when there is none yet or `wake` was called.
+
+        Returning regularly lets the resumer stop without cancelling a call in flight: redis-py can lose
+        a cancellation that lands while a blocking read completes, and the task then never ends.
+        """
+        ...
+
+    def wake(self) -> None:
+        """Make a `get` in progress return soon (the resumer is stopping)."""
         ...
 
     async def renew(self, job: ResumeJob) -> None:
@@ -81,7 +89,7 @@ class MemoryResumeQueue:
     """Jobs handed over in process. Enough for `InMemoryState`, whose data lives in the process too."""
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[ResumeJob] = asyncio.Queue()
+        self._queue: asyncio.Queue[ResumeJob | None] = asyncio.Queue()
 
     async def start(self) -> None:
         return None
@@ -92,8 +100,11 @@ class MemoryResumeQueue:
     def submit(self, job: ResumeJob) -> None:
         self._queue.put_nowait(job)
 
-    async def get(self) -> ResumeJob:
+    async def get(self) -> ResumeJob | None:
         return await self._queue.get()
+
+    def wake(self) -> None:
+        self._queue.put_nowait(None)
 
     async def renew(self, job: ResumeJob) -> None:
         return None
@@ -125,8 +136,11 @@ class Resumer:
     queue: ResumeQueue
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     concurrency: int = 64
+    grace: float = 2.0
+    """How long `stop` waits for the work in flight before abandoning it."""
     _runner: asyncio.Task[None] | None = None
     _jobs: set[asyncio.Task[None]] = field(default_factory=set)
+    _closing: bool = False
 
     @property
     def running(self) -> bool:
@@ -135,16 +149,18 @@ class Resumer:
     def start(self) -> None:
         """Start taking jobs (in the running event loop). Idempotent."""
         if not self.running:
+            self._closing = False
             self._runner = asyncio.create_task(self._run(), name="hitl-resumer")
 
     async def stop(self) -> None:
+        """Stop taking jobs, end the jobs in flight, hand unfinished work back to the queue. Bounded in time."""
         runner, self._runner = self._runner, None
-        tasks = [t for t in (runner, *self._jobs) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        self._closing = True
+        self.queue.wake()
+        if runner is not None:
+            # The runner notices `_closing` when `get` returns; cancel only if it does not.
+            await _settle([runner], self.grace, cancel_first=False)
+        await _settle(list(self._jobs), self.grace, cancel_first=True)
         self._jobs.clear()
         await self.queue.stop()
 
@@ -159,7 +175,7 @@ class Resumer:
                 log.exception("hitl: starting the resume queue failed; retrying in 1 s")
                 await asyncio.sleep(1.0)
         slots = asyncio.Semaphore(self.concurrency)
-        while True:
+        while not self._closing:
             try:
                 job = await self.queue.get()
             except asyncio.CancelledError:
@@ -167,6 +183,8 @@ class Resumer:
             except Exception:
                 log.exception("hitl: reading resume jobs failed; retrying in 1 s")
                 await asyncio.sleep(1.0)
+                continue
+            if job is None:
                 continue
             await slots.acquire()
             task = asyncio.create_task(self._resume(job))
@@ -237,6 +255,26 @@ class Resumer:
             await asyncio.sleep(delay)
             with contextlib.suppress(Exception):
                 await self.queue.renew(job)
+
+
+async def _settle(tasks: list[asyncio.Task[None]], grace: float, *, cancel_first: bool) -> None:
+    """Wait for `tasks` to end (cancelling them first, or after `grace`); abandon any that will not."""
+    if not tasks:
+        return
+    if cancel_first:
+        for task in tasks:
+            task.cancel()
+    _, pending = await asyncio.wait(tasks, timeout=grace)
+    if pending and not cancel_first:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=grace)
+    if pending:
+        log.warning("hitl: %d resume task(s) did not stop within %.1f s; abandoned", len(pending), grace)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()
 
 
 def _ids(job: ResumeJob) -> dict[str, Any]:

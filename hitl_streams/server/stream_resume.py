@@ -45,22 +45,18 @@ def _text(value: Any) -> str:
 
 
 def _entries(reply: Any) -> list[tuple[str, dict[str, Any]]]:
-    """Stream entries from an XREADGROUP reply (RESP2 list or RESP3 dict)."""
+    """Stream entries of an XREADGROUP reply: RESP2 `[[stream, entries]]`, RESP3 `{stream: [entries]}`."""
     if not reply:
         return []
-    streams = reply.items() if isinstance(reply, dict) else reply
-    found: list[tuple[str, dict[str, Any]]] = []
-    for _, messages in streams:
-        if (
-            messages
-            and isinstance(messages[0], list)
-            and len(messages) == 1
-            and not isinstance(messages[0][0], (str, bytes))
-        ):
-            messages = messages[0]  # RESP3 nests the entries one level deeper
-        for entry_id, fields in messages:
-            found.append((_text(entry_id), {_text(k): v for k, v in (fields or {}).items()}))
-    return found
+    if isinstance(reply, dict):
+        batches = [value[0] if value and isinstance(value[0], list) else value for value in reply.values()]
+    else:
+        batches = [messages for _, messages in reply]
+    return [
+        (_text(entry_id), {_text(k): v for k, v in (fields or {}).items()})
+        for messages in batches
+        for entry_id, fields in messages
+    ]
 
 
 class StreamResumeQueue:
@@ -136,11 +132,14 @@ class StreamResumeQueue:
         """Nothing to do: the decision is already in the stream, which is where jobs come from."""
         return None
 
-    async def get(self) -> ResumeJob:
-        while not self._buffer:
+    async def get(self) -> ResumeJob | None:
+        if not self._buffer:
             await self._fill()
-        job = self._buffer.popleft()
-        return job
+        return self._buffer.popleft() if self._buffer else None
+
+    def wake(self) -> None:
+        """Nothing to do: `get` returns within `block_ms` anyway."""
+        return None
 
     async def renew(self, job: ResumeJob) -> None:
         if job.handle:

@@ -4,7 +4,13 @@ adapter, a resolver that records what it resumed, a started `Hitl`, and an HTTP 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import cast
 
 import httpx
@@ -14,7 +20,7 @@ from hitl_streams import InMemoryState, State
 from hitl_streams.server import CallbackResolver, Hitl, RetryPolicy
 from hitl_streams.testing.recording import RecordingAdapter
 
-from .support import Resumed, YieldingState
+from .support import Resumed, YieldingState, free_port
 
 # "yielding" is InMemoryState suspending on every call, so that races interleave as over a network.
 # StreamState joins here once it is merged ("redis-streams").
@@ -58,3 +64,32 @@ async def client(hitl: Hitl) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=hitl.asgi)
     async with httpx.AsyncClient(transport=transport, base_url="http://hitl.test") as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis for the stream-driven tests: `HITL_TEST_REDIS_URL`, else a `redis-server` from PATH.
+
+    (The project-wide Redis fixture replaces this one once it lands in main.)
+    """
+    url = os.environ.get("HITL_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server") or shutil.which("valkey-server")
+    if binary is None:
+        pytest.fail("No Redis: set HITL_TEST_REDIS_URL or put redis-server (or valkey-server) on PATH")
+    port = free_port()
+    data = tmp_path_factory.mktemp("redis")
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data)]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

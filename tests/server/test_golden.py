@@ -35,8 +35,9 @@ TIMEOUT = b"{}"
 
 
 @pytest.fixture
-def hitl(resumed: Resumed) -> Hitl:
-    return Hitl(resolver=CallbackResolver(resumed), secret=SECRET)
+async def hitl(resumed: Resumed) -> AsyncIterator[Hitl]:
+    async with Hitl(resolver=CallbackResolver(resumed), secret=SECRET) as server:
+        yield server
 
 
 @pytest.fixture

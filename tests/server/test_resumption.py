@@ -185,4 +185,5 @@ async def test_workflows_resume_within_50_ms_of_the_decision() -> None:
         await asyncio.wait_for(arrived.wait(), 5)
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1]
+
     assert p99 < 0.050, f"p99 {p99 * 1000:.1f} ms"
