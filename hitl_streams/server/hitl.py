@@ -97,6 +97,11 @@ class Hitl:
         return self._core
 
     @property
+    def is_open(self) -> bool:
+        """True when no bearer secret is set (the internal API accepts anyone)."""
+        return self._auth.open
+
+    @property
     def running(self) -> bool:
         return self._resumer is not None and self._resumer.running
 
