@@ -253,7 +253,9 @@ class Core:
         *,
         thread: str | None = None,
         batch_id: str | None = None,
+        again: bool = False,
     ) -> str:
+        """Send one request, store its external id under the route's channel ref, audit it."""
         request = HumanRequest(
             id=request_id,
             channel=route.adapter.id,
@@ -266,8 +268,9 @@ class Core:
         if not isinstance(external_id, str):
             raise DeliveryError(f'Channel "{route.adapter.id}" returned no external id')
         await self.state.set_external_id(request_id, external_id, route.channel_ref)
+        event = ev.RequestRedelivered if again else ev.RequestDelivered
         await self._record(
-            ev.RequestDelivered(
+            event(
                 at=now_iso(),
                 id=request_id,
                 batch_id=UNSET if batch_id is None else batch_id,
@@ -275,6 +278,16 @@ class Core:
                 external_id=external_id,
             )
         )
+        return external_id
+
+    async def _deliver_batch(self, route: ChannelRoute, request: BatchHumanRequest, *, again: bool = False) -> str:
+        """Send a whole batch as one message, store its external id, audit it."""
+        external_id = await self._call(route.adapter, "deliver", route.adapter.send_batch(request))
+        if not isinstance(external_id, str):
+            raise DeliveryError(f'Channel "{route.adapter.id}" returned no external id')
+        await self.state.set_batch_external_id(request.batch_id, external_id, route.channel_ref)
+        event = ev.BatchRedelivered if again else ev.BatchDelivered
+        await self._record(event(at=now_iso(), id=request.batch_id, channel=route.channel_ref, external_id=external_id))
         return external_id
 
     def _decided(self, record: HumanRequestRecord, result: HumanResult) -> None:
@@ -356,13 +369,7 @@ class Core:
             )
             if route.adapter.can_send_batch(request):
                 if batch.external_id is None:
-                    ref = await self._call(route.adapter, "deliver", route.adapter.send_batch(request))
-                    if not isinstance(ref, str):
-                        raise DeliveryError(f'Channel "{route.adapter.id}" returned no external id')
-                    await self.state.set_batch_external_id(batch.id, ref, route.channel_ref)
-                    await self._record(
-                        ev.BatchDelivered(at=now_iso(), id=batch.id, channel=route.channel_ref, external_id=ref)
-                    )
+                    ref = await self._deliver_batch(route, request)
                     batch = msgspec.structs.replace(batch, external_id=ref)
             else:
                 thread = self._thread(anchor, route)
@@ -557,26 +564,9 @@ class Core:
         return True
 
     async def _redeliver(self, record: HumanRequestRecord, route: ChannelRoute) -> None:
-        request = HumanRequest(
-            id=record.id,
-            channel=route.adapter.id,
-            destination=route.destination,
-            message=record.message,
-            actions=record.actions,
-            context=record.context,
-        )
-        external_id = await self._call(route.adapter, "deliver", route.adapter.send(request))
-        if not isinstance(external_id, str):
-            raise DeliveryError(f'Channel "{route.adapter.id}" returned no external id')
-        await self.state.set_external_id(record.id, external_id, route.channel_ref)
-        await self._record(
-            ev.RequestRedelivered(
-                at=now_iso(),
-                id=record.id,
-                batch_id=UNSET if record.batch_id is None else record.batch_id,
-                channel=route.channel_ref,
-                external_id=external_id,
-            )
+        """The stored request again, to another channel (no thread: it is not that channel's)."""
+        await self._deliver(
+            record.id, route, record.message, record.actions, record.context, batch_id=record.batch_id, again=True
         )
 
     async def remind_batch(self, batch_id: str, body: RemindBody) -> bool:
@@ -634,13 +624,7 @@ class Core:
             context=batch.context,
         )
         if route.adapter.can_send_batch(request):
-            external_id = await self._call(route.adapter, "deliver", route.adapter.send_batch(request))
-            if not isinstance(external_id, str):
-                raise DeliveryError(f'Channel "{route.adapter.id}" returned no external id')
-            await self.state.set_batch_external_id(batch.id, external_id, route.channel_ref)
-            await self._record(
-                ev.BatchRedelivered(at=now_iso(), id=batch.id, channel=route.channel_ref, external_id=external_id)
-            )
+            await self._deliver_batch(route, request, again=True)
             return
         for item in pending:  # resolved items are not sent again
             await self._redeliver(item, route)

@@ -229,3 +229,45 @@ async def test_a_concurrent_item_decision_never_leaves_the_batch_half_resolved(b
     batch_results = outcomes[0]
     if isinstance(batch_results, list):
         assert batch_results == stored
+
+
+async def test_batch_escalation_redeliver_uses_the_batch_ui_of_the_new_channel(state: State, resumed: Resumed) -> None:
+    board, wall = RecordingAdapter("board", batch=True), RecordingAdapter("wall", batch=True)
+    async with Hitl(state=state, resolver=CallbackResolver(resumed), adapters=[board, wall], secret="") as hitl:
+        body = (await post(hitl, "batches", batch_body(2))).json()
+        escalate = {"kind": "escalate", "channel": "wall:ops", "mode": "redeliver"}
+        assert (await post(hitl, f"batches/{body['batchId']}/remind", escalate)).json() == {"pending": True}
+        [again] = wall.batches
+        assert (again.batch_id, again.destination, [i.id for i in again.items]) == (body["batchId"], "ops", body["ids"])
+        view = await hitl.inbox.get_batch(body["batchId"])
+        assert view is not None
+        assert view.batch.external_ids == {"board": body["externalRef"], "wall:ops": f"wall/batch/{body['batchId']}"}
+        results = await hitl.inbox.resolve_batch(
+            body["batchId"], [BatchDecision(request_id=i, action_id="approve") for i in body["ids"]]
+        )
+    assert board.batch_updates == [(body["externalRef"], results)]
+    assert wall.batch_updates == [(f"wall/batch/{body['batchId']}", results)]
+
+
+async def test_the_batch_audit_trail(batch_hitl: Any) -> None:
+    hitl, _ = batch_hitl
+    body = (await post(hitl, "batches", batch_body(2))).json()
+    await post(hitl, f"batches/{body['batchId']}/remind", {"kind": "remind"})
+    await post(hitl, f"batches/{body['batchId']}/remind", {"kind": "escalate", "channel": "inbox"})
+    await post(hitl, f"batches/{body['batchId']}/remind", {"kind": "escalate", "channel": "inbox", "mode": "redeliver"})
+    await hitl.inbox.resolve(body["ids"][0], action_id="approve")
+    await post(hitl, f"batches/{body['batchId']}/timeout", None)
+    names = [type(r.event).__name__ for r in await hitl.inbox.audit(body["batchId"])]
+    for expected in [
+        "BatchCreated",
+        "RequestCreated",
+        "BatchDelivered",
+        "BatchReminded",
+        "BatchEscalated",
+        "BatchRedelivered",
+        "BatchTimedOut",
+    ]:
+        assert expected in names, (expected, names)
+    assert names.index("BatchDelivered") < names.index("BatchReminded") < names.index("BatchTimedOut")
+    timed_out = [r.event for r in await hitl.inbox.audit(body["batchId"]) if type(r.event).__name__ == "BatchTimedOut"]
+    assert timed_out[0].item_ids == [body["ids"][1]]  # type: ignore[union-attr]
