@@ -299,47 +299,49 @@ class Core:
     async def create_request(self, body: CreateRequestBody) -> Anchor:
         explicit = resolve_channel(self.adapters, body.channel) if body.channel is not None else None
         async with self._locks.hold(body.token):
-            anchor = await self.resolve_anchor(body.after) if body.after is not None else None
             existing = await self.state.find_by_token(body.token)
-            if existing is None:
-                route = explicit or self._default_route(anchor, None)
-                record = NewHumanRequest(
-                    id=str(uuid.uuid4()),
-                    token=body.token,
-                    channel=route.channel_ref,
-                    namespace=body.namespace,
-                    message=body.message,
-                    actions=body.actions,
-                    context=body.context,
-                )
-                try:
-                    await self.state.create(record)
-                except DuplicateTokenError:
-                    # Another process created it a moment ago and is delivering it: report, do not deliver.
-                    existing = await self.state.find_by_token(body.token)
-                    if existing is None:
-                        raise
-                    return Anchor(existing.id, existing.external_id or "")
-                ref = await self._deliver(
-                    record.id, route, body.message, body.actions, body.context, thread=self._thread(anchor, route)
-                )
-                return Anchor(record.id, ref)
-            if existing.batch_id is not None:
-                batch = await self.state.get_batch(existing.batch_id)
-                return Anchor(existing.id, existing.external_id or (batch.external_id if batch else None) or "")
-            if existing.external_id is None:
-                # An earlier attempt crashed between recording and delivering: finish the delivery.
-                route = resolve_channel_key(self.adapters, existing.channel)
-                ref = await self._deliver(
-                    existing.id,
-                    route,
-                    existing.message,
-                    existing.actions,
-                    existing.context,
-                    thread=self._thread(anchor, route),
-                )
-                return Anchor(existing.id, ref)
+            if existing is not None:
+                return await self._create_again(existing, body)
+            anchor = await self.resolve_anchor(body.after) if body.after is not None else None
+            route = explicit or self._default_route(anchor, None)
+            record = NewHumanRequest(
+                id=str(uuid.uuid4()),
+                token=body.token,
+                channel=route.channel_ref,
+                namespace=body.namespace,
+                message=body.message,
+                actions=body.actions,
+                context=body.context,
+            )
+            try:
+                await self.state.create(record)
+            except DuplicateTokenError:
+                # Another process created it a moment ago and is delivering it: report, do not deliver.
+                existing = await self.state.find_by_token(body.token)
+                if existing is None:
+                    raise
+                _check_same_request(existing, body)
+                return Anchor(existing.id, existing.external_id or "")
+            ref = await self._deliver(
+                record.id, route, body.message, body.actions, body.context, thread=self._thread(anchor, route)
+            )
+            return Anchor(record.id, ref)
+
+    async def _create_again(self, existing: HumanRequestRecord, body: CreateRequestBody) -> Anchor:
+        """A retried create: the same request (or a conflict); finish its delivery if it was interrupted."""
+        _check_same_request(existing, body)
+        if existing.batch_id is not None:
+            batch = await self.state.get_batch(existing.batch_id)
+            return Anchor(existing.id, existing.external_id or (batch.external_id if batch else None) or "")
+        if existing.external_id is not None:
             return Anchor(existing.id, existing.external_id)
+        # An earlier attempt stopped between recording and delivering: deliver now, in its thread.
+        anchor = await self.resolve_anchor(body.after) if body.after is not None else None
+        route = resolve_channel_key(self.adapters, existing.channel)
+        ref = await self._deliver(
+            existing.id, route, existing.message, existing.actions, existing.context, thread=self._thread(anchor, route)
+        )
+        return Anchor(existing.id, ref)
 
     async def create_batch(self, body: CreateBatchBody) -> BatchAnchor:
         explicit = resolve_channel(self.adapters, body.channel) if body.channel is not None else None
@@ -753,6 +755,17 @@ class Core:
                 log.warning("hitl: updating batch %s on channel %r failed", batch.id, channel_ref, exc_info=True)
         for item, result in zip(items, results, strict=True):
             await self._update_channels(item, result)
+
+
+def _check_same_request(existing: HumanRequestRecord, body: CreateRequestBody) -> None:
+    """A resume token names one request: a retry must carry the same one (REF §10.3 item 17)."""
+    if (existing.message, existing.actions, existing.context, existing.namespace) != (
+        body.message,
+        body.actions,
+        body.context,
+        body.namespace,
+    ):
+        raise DuplicateTokenError(existing.id)
 
 
 def _external_ref(record: HumanRequestRecord, batch: BatchRecord | None) -> str:

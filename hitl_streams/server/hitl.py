@@ -5,7 +5,6 @@ exposes the HTTP API (`hitl.asgi`), the programmatic inbox (`hitl.inbox`) and th
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Sequence
 from types import TracebackType
@@ -117,7 +116,6 @@ class Hitl:
         """Start the background work (resuming workflows). Idempotent."""
         if self._resumer is not None:
             self._resumer.start()
-        await asyncio.sleep(0)
 
     async def stop(self) -> None:
         """Stop the background work; unfinished resumptions stay in the stream for the next start."""

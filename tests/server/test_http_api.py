@@ -46,9 +46,25 @@ async def test_create_records_and_delivers(client: httpx.AsyncClient, chat: Reco
 
 async def test_create_is_idempotent_on_the_token(client: httpx.AsyncClient, chat: RecordingAdapter) -> None:
     first = (await client.post(f"{API}/requests", json=create_body())).json()
-    again = await client.post(f"{API}/requests", json=create_body(message="changed"))
+    again = await client.post(f"{API}/requests", json=create_body())
     assert again.status_code == 201
     assert again.json() == first
+    assert len(chat.sent) == 1
+
+
+@pytest.mark.parametrize(
+    "change", [{"message": "changed"}, {"actions": [{"id": "approve"}]}, {"context": {"x": 1}}, {"namespace": "other"}]
+)
+async def test_a_token_reused_for_another_request_is_a_conflict(
+    client: httpx.AsyncClient, chat: RecordingAdapter, change: dict[str, Any]
+) -> None:
+    """The reference silently returned the first request (REF §10.3 item 17)."""
+    await client.post(f"{API}/requests", json=create_body())
+    response = await client.post(f"{API}/requests", json=create_body(**change))
+    assert (response.status_code, response.json()) == (
+        409,
+        {"error": "A human request with this resume token already exists"},
+    )
     assert len(chat.sent) == 1
 
 
