@@ -54,6 +54,7 @@ from .server import (
     WebhookResolver,
 )
 from .state import State
+from .stream_state import StreamState
 
 __all__ = [
     "Action",
@@ -89,6 +90,7 @@ __all__ = [
     "SchemaError",
     "SelectField",
     "State",
+    "StreamState",
     "TextAreaField",
     "TextField",
     "TimedOut",

@@ -128,21 +128,26 @@ def normalize_actions(raw: Any, legacy_fields: Mapping[str, Any] | None = None) 
     `{submit?, deny?}` becomes `[approve, deny]`; else non-empty legacy `fields` become one approve action
     with those fields; else a single bare approve action.
     """
-    if isinstance(raw, list):
-        items = [{**item, "id": "approve"} if item.get("id") == "submit" else item for item in raw]
-        return msgspec.convert(items, list[Action])
-    if isinstance(raw, dict):
-        legacy: list[dict[str, Any]] = []
-        # JavaScript truthiness: any object counts, even `{}`; null and absent do not.
-        if isinstance(raw.get("submit"), dict):
-            legacy.append({"id": "approve", **raw["submit"]})
-        if isinstance(raw.get("deny"), dict):
-            legacy.append({"id": "deny", **raw["deny"]})
-        if legacy:
-            # A legacy spread `{id, ...def}` lets a stored id override the position's id, as in TS.
-            return msgspec.convert(legacy, list[Action])
-    if legacy_fields:
-        return [Action(id="approve", fields=msgspec.convert(dict(legacy_fields), dict[str, Field]))]
+    try:
+        if isinstance(raw, list):
+            if not all(isinstance(item, dict) for item in raw):
+                raise ValidationError("Invalid actions: every action must be an object")
+            items = [{**item, "id": "approve"} if item.get("id") == "submit" else item for item in raw]
+            return msgspec.convert(items, list[Action])
+        if isinstance(raw, dict):
+            legacy: list[dict[str, Any]] = []
+            # JavaScript truthiness: any object counts, even `{}`; null and absent do not.
+            if isinstance(raw.get("submit"), dict):
+                legacy.append({"id": "approve", **raw["submit"]})
+            if isinstance(raw.get("deny"), dict):
+                legacy.append({"id": "deny", **raw["deny"]})
+            if legacy:
+                # A legacy spread `{id, ...def}` lets a stored id override the position's id, as in TS.
+                return msgspec.convert(legacy, list[Action])
+        if legacy_fields:
+            return [Action(id="approve", fields=msgspec.convert(dict(legacy_fields), dict[str, Field]))]
+    except msgspec.ValidationError as exc:
+        raise ValidationError(f"Invalid actions: {exc}") from None
     return [Action(id="approve")]
 
 

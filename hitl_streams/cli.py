@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .__about__ import __version__
+from .cli_ops import ClusterOption, RedisUrlOption, TableOption
+from .cli_ops import register as register_operator_commands
 from .keys import DEFAULT_TABLE
 
 DEFAULT_DATA_DIR = Path(".hitl-data")
@@ -21,15 +22,6 @@ app = typer.Typer(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class GlobalOptions:
-    """Options every command shares: where the data lives."""
-
-    redis_url: str | None
-    table: str
-    cluster: bool
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"hitl-streams {__version__}")
@@ -38,51 +30,47 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    ctx: typer.Context,
-    redis_url: str | None = typer.Option(
-        None, "--redis-url", envvar="REDIS_URL", help="Redis URL (default: REDIS_URL; serve embeds one if unset)."
-    ),
-    table: str = typer.Option(DEFAULT_TABLE, "--table", help="Table name; its key prefix is schema:table."),
-    cluster: bool = typer.Option(False, "--cluster", help="Redis Cluster: keep a prefix's keys in one hash slot."),
     version: bool = typer.Option(
         False, "--version", help="Print the version and exit.", callback=_version, is_eager=True
     ),
 ) -> None:
     """Human-in-the-loop approvals for durable workflows, event-sourced on Redis Streams."""
-    ctx.obj = GlobalOptions(redis_url=redis_url, table=table, cluster=cluster)
 
 
 @app.command()
 def serve(
-    ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    redis_url: RedisUrlOption = None,
+    table: TableOption = DEFAULT_TABLE,
+    cluster: ClusterOption = False,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     data_dir: Annotated[
         Path, typer.Option("--data-dir", help="Data directory of the embedded Redis (used without --redis-url).")
     ] = DEFAULT_DATA_DIR,
-    webhook_url: str | None = typer.Option(
-        None, "--webhook-url", envvar="HITL_WEBHOOK_URL", help="Resume workflows by POSTing decisions here."
-    ),
-    webhook_secret: str | None = typer.Option(
-        None, "--webhook-secret", envvar="HITL_WEBHOOK_SECRET", help="HMAC key signing the webhook POSTs."
-    ),
-    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    webhook_url: Annotated[
+        str | None,
+        typer.Option("--webhook-url", envvar="HITL_WEBHOOK_URL", help="Resume workflows by POSTing decisions here."),
+    ] = None,
+    webhook_secret: Annotated[
+        str | None,
+        typer.Option("--webhook-secret", envvar="HITL_WEBHOOK_SECRET", help="HMAC key signing the webhook POSTs."),
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the HTTP API (under uvicorn); with no Redis URL, on an embedded Redis-compatible server.
+    """Serve the HTTP API under uvicorn; with no Redis URL, on an embedded Redis-compatible server.
 
-    The bearer secret of the API is read from HITL_SECRET.
+    The bearer secret of the API is read from HITL_SECRET. Ctrl-C stops it (and the embedded server).
     """
     from .server.serve import ServeOptions
     from .server.serve import serve as run
 
-    shared: GlobalOptions = ctx.obj
     run(
         ServeOptions(
             host=host,
             port=port,
-            redis_url=shared.redis_url,
-            table=shared.table,
-            cluster=shared.cluster,
+            redis_url=redis_url,
+            table=table,
+            cluster=cluster,
             data_dir=data_dir,
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
@@ -90,3 +78,6 @@ def serve(
         ),
         echo=typer.echo,
     )
+
+
+register_operator_commands(app)

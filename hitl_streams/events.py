@@ -147,6 +147,12 @@ class NotifyExternalIdSet(_Base, tag="notify.external_id_set", kw_only=True):
 # Adoption of an existing TypeScript deployment: history starts with one of these per stored subject.
 class RequestImported(_Base, tag="request.imported", kw_only=True):
     record: HumanRequestRecord
+    token_index: list[str] | UnsetType = UNSET
+    """Tokens whose `idx:token` key points at this request, when not just `[record.token]`: adoption keeps
+    the TypeScript lookup indexes exactly (a duplicate token stays with the request the index named)."""
+    ext_index: list[str] | UnsetType = UNSET
+    """External ids whose `idx:ext` key points at this request, when not just the record's own values:
+    adoption keeps stale entries the TypeScript state never deleted (REF §4.2)."""
 
     def subjects(self) -> tuple[str, ...]:
         batch = self.record.batch_id
@@ -155,6 +161,8 @@ class RequestImported(_Base, tag="request.imported", kw_only=True):
 
 class BatchImported(_Base, tag="batch.imported", kw_only=True):
     record: BatchRecord
+    ext_index: list[str] | UnsetType = UNSET
+    """External ids whose `idx:batch:ext` key points at this batch, when not just the record's own values."""
 
     def subjects(self) -> tuple[str, ...]:
         return (self.record.id,)
@@ -169,6 +177,8 @@ class TimelineImported(_Base, tag="timeline.imported", kw_only=True):
 
 class NotifyImported(_Base, tag="notify.imported", kw_only=True):
     record: NotifyDeliveryRecord
+    ext_index: list[str] | UnsetType = UNSET
+    """External ids whose `idx:notify:ext` key points at this delivery, when not just its `externalId`."""
 
     def subjects(self) -> tuple[str, ...]:
         return (self.record.id, self.record.group_id)

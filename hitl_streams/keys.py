@@ -105,6 +105,11 @@ class Keys:
         return f"{self.prefix}:meta:lock"
 
     @property
+    def meta_pause(self) -> str:
+        """Exists (with expiry) while a rebuild swaps the projection in: writes wait for it to go away."""
+        return f"{self.prefix}:meta:pause"
+
+    @property
     def meta_projection(self) -> str:
         """HASH describing the projection: the last stream id it was built from, and when."""
         return f"{self.prefix}:meta:projection"

@@ -59,6 +59,7 @@ class InMemoryState:
         self._external_ids: dict[str, str] = {}
         self._batches: dict[str, BatchRecord] = {}
         self._timelines: dict[str, builtins.list[TimelineEntry]] = {}
+        self._timeline_ids: set[str] = set()
         self._notify: dict[str, NotifyDeliveryRecord] = {}
         # History, as StreamState keeps it: every change is one event; `audit` reads a subject's events.
         self._events: builtins.list[ev.AuditRecord] = []
@@ -222,6 +223,9 @@ class InMemoryState:
 
     # --- timelines and notifications ------------------------------------------------------------------
     async def append_timeline(self, entry: TimelineEntry) -> None:
+        if entry.id in self._timeline_ids:
+            raise DuplicateRequestError("Timeline entry", entry.id)
+        self._timeline_ids.add(entry.id)
         self._timelines.setdefault(entry.thread_id, []).append(_copy(entry))
         self._append(ev.TimelineAppended(at=now_iso(), entry=entry))
 

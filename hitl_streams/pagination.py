@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from collections.abc import Sequence
 
 from .errors import ValidationError
@@ -51,9 +52,18 @@ def decode_cursor(cursor: str) -> Cursor:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise invalid from None
     created_at, sep, record_id = text.partition("|")
-    if not sep:
+    if not sep or not _is_timestamp(created_at):
+        # Every cursor we hand out starts with a createdAt; anything else would page from nowhere.
         raise invalid
     return created_at, record_id
+
+
+_TIMESTAMP = re.compile(r"([+-]\d{6}|\d{4})-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _is_timestamp(value: str) -> bool:
+    """An ISO 8601 date-time with a zone, as JavaScript writes them (years outside 0-9999 as +/-YYYYYY)."""
+    return _TIMESTAMP.fullmatch(value) is not None
 
 
 def is_after_cursor(created_at: str, record_id: str, cursor: Cursor) -> bool:

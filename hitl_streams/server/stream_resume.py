@@ -70,7 +70,7 @@ class StreamResumeQueue:
         *,
         consumer: str | None = None,
         claim_idle_ms: int = 60_000,
-        block_ms: int = 1_000,
+        block_ms: int = 250,
         batch: int = 100,
         include_timeouts: bool = True,
     ) -> None:

@@ -4,27 +4,22 @@ adapter, a resolver that records what it resumed, a started `Hitl`, and an HTTP 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import cast
 
 import httpx
 import pytest
 
-from hitl_streams import InMemoryState, State
-from hitl_streams.server import CallbackResolver, Hitl, RetryPolicy
+from hitl_streams import InMemoryState, State, StreamState
+from hitl_streams.server import CallbackResolver, Hitl, ResumeQueue, RetryPolicy
+from hitl_streams.server.stream_resume import StreamResumeQueue
 from hitl_streams.testing.recording import RecordingAdapter
 
-from .support import Resumed, YieldingState, free_port
+from .support import Resumed, YieldingState
 
-# "yielding" is InMemoryState suspending on every call, so that races interleave as over a network.
-# StreamState joins here once it is merged ("redis-streams").
-STATE_KINDS = ["memory", "yielding"]
+# "yielding" is InMemoryState suspending on every call, so that races interleave as over a network;
+# "redis-streams" is StreamState on the plugin's real Redis (and resumption driven by its stream).
+STATE_KINDS = ["memory", "yielding", "redis-streams"]
 
 
 @pytest.fixture(params=STATE_KINDS)
@@ -33,7 +28,17 @@ def state(request: pytest.FixtureRequest) -> State:
         return InMemoryState()
     if request.param == "yielding":
         return cast(State, YieldingState(InMemoryState()))
+    if request.param == "redis-streams":
+        redis = request.getfixturevalue("redis")
+        return StreamState(redis, table_name=request.getfixturevalue("table_name"))
     raise AssertionError(f"unknown state kind {request.param}")
+
+
+def resume_queue_for(state: State) -> ResumeQueue | None:
+    """A quicker-to-stop stream queue for tests (it wakes every 50 ms instead of 250 ms)."""
+    if isinstance(state, StreamState):
+        return StreamResumeQueue.for_state(state, block_ms=50)
+    return None
 
 
 @pytest.fixture
@@ -54,6 +59,7 @@ async def hitl(state: State, resumed: Resumed, chat: RecordingAdapter) -> AsyncI
         adapters=[chat],
         secret="",
         retry=RetryPolicy(initial=0.01, maximum=0.05, jitter=0),
+        resume_queue=resume_queue_for(state),
     )
     async with server:
         yield server
@@ -64,32 +70,3 @@ async def client(hitl: Hitl) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=hitl.asgi)
     async with httpx.AsyncClient(transport=transport, base_url="http://hitl.test") as http:
         yield http
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Redis for the stream-driven tests: `HITL_TEST_REDIS_URL`, else a `redis-server` from PATH.
-
-    (The project-wide Redis fixture replaces this one once it lands in main.)
-    """
-    url = os.environ.get("HITL_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    binary = shutil.which("redis-server") or shutil.which("valkey-server")
-    if binary is None:
-        pytest.fail("No Redis: set HITL_TEST_REDIS_URL or put redis-server (or valkey-server) on PATH")
-    port = free_port()
-    data = tmp_path_factory.mktemp("redis")
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data)]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)

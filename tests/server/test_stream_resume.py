@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from hitl_streams import InMemoryState
 from hitl_streams.events import Event, ResumeAttempted, ResumeSucceeded, encode_event
@@ -58,15 +56,8 @@ class MirroredState(InMemoryState):
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Any]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def keys() -> Keys:
-    return Keys(f"test-{uuid.uuid4().hex[:8]}:hitl")
+def keys(table_name: str) -> Keys:
+    return Keys.for_table(table_name)  # the plugin's `redis` fixture deletes these keys afterwards
 
 
 async def new_request(state: InMemoryState, token: str) -> str:

@@ -1,0 +1,409 @@
+"""Replaying history: rebuild the projection, or verify it, from the event stream.
+
+A replay reads `{prefix}:events` in batches and projects every event, through the same reducer and
+steps as live writes, into a scratch prefix (same hash slot in cluster mode). Memory stays bounded by
+the batch: the state a reduction needs is read back from the scratch keys the replay has written.
+
+- `verify` compares the scratch projection with the live one and reports drift; it never touches the
+  live projection.
+- `rebuild` swaps the scratch projection in: live keys the replay did not produce are deleted, every
+  replayed key is RENAMEd over its live twin (atomic per key; readers never see a missing index).
+  Writers may keep writing: the scratch catches up with their events, and they pause (`write_pause`)
+  only for the last catch-up and the swap.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import events as ev
+from .bulk import NetOps, run_commands
+from .codec import Subject
+from .keys import Keys
+from .locks import prefix_lock, write_pause
+from .projection import Ops, Projector
+from .reducer import apply, key_of, subject_ref
+
+__all__ = [
+    "DriftReport",
+    "ReplayProgress",
+    "ReplayStats",
+    "is_projection_key",
+    "projection_keys",
+    "read_value",
+    "rebuild",
+    "replay_into",
+    "verify",
+]
+
+BATCH_SIZE = 2000
+_NOT_PROJECTION = ("events", "op:", "meta:", "scratch:")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayProgress:
+    phase: str
+    """"replay", "compare" or "swap"."""
+    done: int
+    total: int
+    elapsed: float
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayStats:
+    events: int
+    keys_written: int
+    seconds: float
+    last_position: str | None
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(slots=True)
+class DriftReport:
+    """Keys (live names) that a replay of history produces differently from the live projection."""
+
+    events: int = 0
+    keys_checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    """In the replay, not live."""
+    extra: list[str] = field(default_factory=list)
+    """Live, not in the replay."""
+    differing: list[str] = field(default_factory=list)
+    """In both, with another type or value."""
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.extra or self.differing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "events": self.events,
+            "keysChecked": self.keys_checked,
+            "missing": self.missing,
+            "extra": self.extra,
+            "differing": self.differing,
+        }
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _field(fields: Any) -> Any:
+    return fields.get("event", fields.get(b"event"))
+
+
+def is_projection_key(keys: Keys, key: str) -> bool:
+    """True for keys under the prefix that the projection owns (not history, op ids, meta, scratch)."""
+    suffix = key[len(keys.prefix) + 1 :]
+    return key.startswith(keys.prefix + ":") and not suffix.startswith(_NOT_PROJECTION)
+
+
+async def projection_keys(redis: Any, keys: Keys, count: int = 1000) -> AsyncIterator[str]:
+    """Every projection key under the prefix (SCAN, so it does not block the server)."""
+    async for raw in redis.scan_iter(match=keys.prefix + ":*", count=count):
+        key = _text(raw)
+        if is_projection_key(keys, key):
+            yield key
+
+
+async def read_value(redis: Any, names: list[str]) -> list[tuple[str, Any]]:
+    """(type, comparable value) of each key, in two pipelined round trips."""
+    pipe = redis.pipeline(transaction=False)
+    for name in names:
+        pipe.type(name)
+    types = [_text(t) for t in await pipe.execute()]
+    pipe = redis.pipeline(transaction=False)
+    for name, kind in zip(names, types, strict=True):
+        if kind == "string":
+            pipe.get(name)
+        elif kind == "zset":
+            pipe.zrange(name, 0, -1, withscores=True)
+        elif kind == "list":
+            pipe.lrange(name, 0, -1)
+        elif kind == "set":
+            pipe.smembers(name)
+        elif kind == "hash":
+            pipe.hgetall(name)
+        else:
+            pipe.exists(name)
+    values = await pipe.execute()
+    out: list[tuple[str, Any]] = []
+    for kind, value in zip(types, values, strict=True):
+        if kind == "string" and isinstance(value, str):
+            value = value.encode()
+        elif kind == "zset":
+            value = [(_text(m), float(s)) for m, s in value]
+        elif kind == "list":
+            value = [_text(v) for v in value]
+        elif kind == "set":
+            value = sorted(_text(v) for v in value)
+        elif kind == "hash":
+            value = sorted((_text(k), _text(v)) for k, v in value.items())
+        out.append((kind, value))
+    return out
+
+
+async def replay_into(
+    redis: Any,
+    source: Keys,
+    target: Keys,
+    projector: Projector,
+    *,
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[ReplayProgress], None] | None = None,
+    after: str | None = None,
+) -> ReplayStats:
+    """Project every event of `source`'s stream into keys under `target` (assumed empty), or, with
+    `after`, only the events after that position (catching up a target that holds the replay up to it).
+
+    Per batch: one XRANGE, one MGET of the subjects the batch's mutations need, then the batch's writes
+    folded into their net effect per key (`bulk.NetOps`) and sent in one round trip. Nothing else writes
+    under `target` meanwhile, so the net effect equals running every write in order."""
+    started = time.perf_counter()
+    total = int(await redis.xlen(source.events))
+    start, done, written, last = "-" if after is None else "(" + after, 0, 0, None
+    while True:
+        (rows,) = _checked(await run_commands(redis, [("XRANGE", source.events, start, "+", "COUNT", batch_size)]))
+        if not rows:
+            break
+        batch = [(_text(pos), ev.decode_event(_event_field(fields))) for pos, fields in rows]
+        refs = {ref[0]: ref[1] for _, event in batch if (ref := subject_ref(event, target)) is not None}
+        cache: dict[str, Subject | None] = {}
+        if refs:
+            names = list(refs)
+            (values,) = _checked(await run_commands(redis, [("MGET", *names)]))
+            for name, raw in zip(names, values, strict=True):
+                cache[name] = None if raw is None else refs[name](raw)
+        projected: list[tuple[Ops, str]] = []
+        for position, event in batch:
+            ref = subject_ref(event, target)
+            change = apply(event, cache.get(ref[0]) if ref else None, target)
+            if change.after is not None:
+                cache[key_of(change.after, target)] = change.after
+            projected.append((projector.project(change), position))
+        written += sum(len(ops) for ops, _ in projected)
+        net = NetOps()
+        try:
+            for ops, position in projected:
+                net.add(ops, position)
+            commands = net.commands()
+        except TypeError:  # a key written as two types (a damaged history): apply every write in order
+            commands = [cmd for ops, position in projected for cmd in _op_commands(ops, position)]
+        _checked(await run_commands(redis, commands))
+        done += len(batch)
+        last = batch[-1][0]
+        start = "(" + last
+        if progress is not None:
+            progress(ReplayProgress("replay", done, max(total, done), time.perf_counter() - started))
+        if len(rows) < batch_size:
+            break
+    return ReplayStats(done, written, time.perf_counter() - started, last)
+
+
+def _checked(replies: list[Any]) -> list[Any]:
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _event_field(fields: Any) -> Any:
+    """The `event` field of a stream entry, raw (a flat [field, value, ...] list) or parsed (a dict)."""
+    if isinstance(fields, dict):
+        return _field(fields)
+    for i in range(0, len(fields) - 1, 2):
+        if fields[i] in (b"event", "event"):
+            return fields[i + 1]
+    return None
+
+
+def _op_commands(ops: Ops, position: str) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for code, key, args in ops:
+        if code == "S":
+            out.append(("SET", key, args[0]))
+        elif code == "Z":
+            out.append(("ZADD", key, args[0], args[1]))
+        elif code == "R":
+            out.append(("ZREM", key, args[0]))
+        elif code == "A":
+            out.append(("SADD", key, args[0]))
+        else:
+            out.append(("RPUSH", key, position))
+    return out
+
+
+async def _delete_prefix(redis: Any, keys: Keys) -> None:
+    batch: list[str] = []
+    async for raw in redis.scan_iter(match=keys.prefix + ":*", count=1000):
+        batch.append(_text(raw))
+        if len(batch) >= 500:
+            await redis.delete(*batch)
+            batch.clear()
+    if batch:
+        await redis.delete(*batch)
+
+
+def _twin(key: str, source: Keys, target: Keys) -> str:
+    return target.prefix + key[len(source.prefix) :]
+
+
+async def _compare(redis: Any, live: Keys, replayed: Keys, report: DriftReport) -> None:
+    async def check(names: list[str]) -> None:
+        twins = [_twin(n, replayed, live) for n in names]
+        ours, theirs = await read_value(redis, names), await read_value(redis, twins)
+        for twin, mine, current in zip(twins, ours, theirs, strict=True):
+            report.keys_checked += 1
+            if current[0] == "none":
+                report.missing.append(twin)
+            elif mine != current:
+                report.differing.append(twin)
+
+    names: list[str] = []
+    async for name in projection_keys(redis, replayed):
+        names.append(name)
+        if len(names) >= 500:
+            await check(names)
+            names = []
+    if names:
+        await check(names)
+
+    async def extras(batch: list[str]) -> None:
+        pipe = redis.pipeline(transaction=False)
+        for name in batch:
+            pipe.exists(_twin(name, live, replayed))
+        for name, exists in zip(batch, await pipe.execute(), strict=True):
+            if not exists:
+                report.extra.append(name)
+
+    names = []
+    async for name in projection_keys(redis, live):
+        names.append(name)
+        if len(names) >= 500:
+            await extras(names)
+            names = []
+    if names:
+        await extras(names)
+    for bucket in (report.missing, report.extra, report.differing):
+        bucket.sort()
+
+
+async def verify(
+    redis: Any, keys: Keys, projector: Projector, *, progress: Callable[[ReplayProgress], None] | None = None
+) -> DriftReport:
+    """Replay history into a scratch prefix and compare; the live projection is not written."""
+    scratch = keys.scratch(uuid.uuid4().hex[:12])
+    try:
+        stats = await replay_into(redis, keys, scratch, projector, progress=progress)
+        report = DriftReport(events=stats.events)
+        await _compare(redis, keys, scratch, report)
+        return report
+    finally:
+        await _delete_prefix(redis, scratch)
+
+
+async def swap_in(redis: Any, keys: Keys, scratch: Keys) -> int:
+    """Make the scratch projection the live one: drop live keys it lacks, RENAME each of its keys over
+    its live twin. Returns the number of keys moved."""
+    stale: list[str] = []
+    async for name in projection_keys(redis, keys):
+        stale.append(name)
+        if len(stale) >= 2000:
+            await _drop_missing(redis, keys, scratch, stale)
+            stale = []
+    if stale:
+        await _drop_missing(redis, keys, scratch, stale)
+    moved = 0
+    chunk: list[str] = []
+    # Renamed in chunks as SCAN finds them, so memory stays flat however large the projection is. A
+    # renamed key leaves the scratch pattern, so SCAN cannot hand it out again under its new name; a
+    # name SCAN repeats (it may, while the table rehashes) was already moved: "no such key" is fine.
+    async for name in projection_keys(redis, scratch):
+        chunk.append(name)
+        if len(chunk) >= 2000:
+            moved += await _rename_over(redis, scratch, keys, chunk)
+            chunk = []
+    if chunk:
+        moved += await _rename_over(redis, scratch, keys, chunk)
+    return moved
+
+
+async def _rename_over(redis: Any, scratch: Keys, keys: Keys, names: list[str]) -> int:
+    replies = await run_commands(redis, [("RENAME", name, _twin(name, scratch, keys)) for name in names])
+    moved = 0
+    for reply in replies:
+        if isinstance(reply, Exception):
+            if "no such key" not in str(reply).lower():
+                raise reply
+        else:
+            moved += 1
+    return moved
+
+
+async def _drop_missing(redis: Any, keys: Keys, scratch: Keys, names: list[str]) -> None:
+    found = _checked(await run_commands(redis, [("EXISTS", _twin(name, keys, scratch)) for name in names]))
+    gone = [n for n, exists in zip(names, found, strict=True) if not exists]
+    if gone:
+        await redis.delete(*gone)
+
+
+_CATCH_UP_ROUNDS = 8
+_SMALL_TAIL = 500
+
+
+def _joined(first: ReplayStats, more: ReplayStats) -> ReplayStats:
+    return ReplayStats(
+        first.events + more.events,
+        first.keys_written + more.keys_written,
+        first.seconds + more.seconds,
+        more.last_position or first.last_position,
+    )
+
+
+async def rebuild_locked(
+    redis: Any, keys: Keys, projector: Projector, *, progress: Callable[[ReplayProgress], None] | None = None
+) -> ReplayStats:
+    """`rebuild` for a caller that already holds the prefix lock.
+
+    Writers may keep writing. The replay runs while they do; the scratch projection then catches up with
+    the events they appended meanwhile; then writes pause (`write_pause`) for the last catch-up and the
+    swap, so no write lands between the replay's end and the swap, where the swap would revert it."""
+    scratch = keys.scratch(uuid.uuid4().hex[:12])
+    try:
+        stats = await replay_into(redis, keys, scratch, projector, progress=progress)
+        for _ in range(_CATCH_UP_ROUNDS):
+            more = await replay_into(redis, keys, scratch, projector, after=stats.last_position or "0-0")
+            stats = _joined(stats, more)
+            if more.events < _SMALL_TAIL:
+                break
+        async with write_pause(redis, keys):
+            more = await replay_into(redis, keys, scratch, projector, after=stats.last_position or "0-0")
+            stats = _joined(stats, more)
+            await swap_in(redis, keys, scratch)
+        if stats.last_position is not None:
+            await redis.hset(keys.meta_projection, mapping={"position": stats.last_position, "events": stats.events})
+        await redis.hincrby(keys.meta_projection, "rebuilds", 1)
+        return stats
+    finally:
+        await _delete_prefix(redis, scratch)
+
+
+async def rebuild(
+    redis: Any, keys: Keys, projector: Projector, *, progress: Callable[[ReplayProgress], None] | None = None
+) -> ReplayStats:
+    """Rewrite the whole projection from history, holding the prefix lock."""
+    async with prefix_lock(redis, keys):
+        return await rebuild_locked(redis, keys, projector, progress=progress)

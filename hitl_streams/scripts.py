@@ -1,0 +1,128 @@
+"""The one Lua script every write goes through: check, append the event, project it, all atomically.
+
+KEYS: [stream, op key, every key a guard or op names...]
+ARGV: [op ttl seconds, event JSON, guard count, guards..., ops...]
+  guard: "nx" keyIndex            the key must not exist
+         "eq" keyIndex expected   the key must hold exactly `expected` (a compare-and-set on the bytes)
+  op:    "S" k value | "Z" k score member | "R" k member | "A" k member | "P" k (RPUSH the new stream id)
+Reply: {1, id} written; {2, id} this op id already ran (a client retry), id is the first outcome;
+       {0, n} guard n failed, nothing written.
+
+Key types are checked before the XADD: Redis does not roll a script back when a command fails midway, so
+every check that can fail runs before the first write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from redis.exceptions import NoScriptError
+
+from .projection import Ops
+
+__all__ = ["COMMIT_LUA", "CommitOutcome", "CommitScript", "Guard"]
+
+COMMIT_LUA = r"""
+local done = redis.call('GET', KEYS[2])
+if done then return {2, done} end
+local i = 4
+local nguards = tonumber(ARGV[3])
+for g = 1, nguards do
+  local kind, k = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
+  if kind == 'nx' then
+    if redis.call('EXISTS', k) == 1 then return {0, g} end
+    i = i + 2
+  else
+    if redis.call('GET', k) ~= ARGV[i + 2] then return {0, g} end
+    i = i + 3
+  end
+end
+local first_op = i
+local want = {S = 'string', Z = 'zset', R = 'zset', A = 'set', P = 'list'}
+local width = {S = 3, Z = 4, R = 3, A = 3, P = 2}
+while i <= #ARGV do
+  local op = ARGV[i]
+  if not want[op] then return redis.error_reply('hitl: unknown projection op ' .. tostring(op)) end
+  local k = KEYS[tonumber(ARGV[i + 1])]
+  local t = redis.call('TYPE', k)['ok']
+  if t ~= 'none' and t ~= want[op] then
+    return redis.error_reply('WRONGTYPE hitl: ' .. k .. ' is a ' .. t .. ', expected ' .. want[op])
+  end
+  i = i + width[op]
+end
+local id = redis.call('XADD', KEYS[1], '*', 'event', ARGV[2])
+i = first_op
+while i <= #ARGV do
+  local op, k = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
+  if op == 'S' then redis.call('SET', k, ARGV[i + 2])
+  elseif op == 'Z' then redis.call('ZADD', k, ARGV[i + 2], ARGV[i + 3])
+  elseif op == 'R' then redis.call('ZREM', k, ARGV[i + 2])
+  elseif op == 'A' then redis.call('SADD', k, ARGV[i + 2])
+  else redis.call('RPUSH', k, id) end
+  i = i + width[op]
+end
+redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
+return {1, id}
+"""
+COMMIT_SHA = hashlib.sha1(COMMIT_LUA.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+OP_TTL_SECONDS = 600
+"""How long a write's outcome is kept for retries of that same write."""
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    kind: Literal["nx", "eq"]
+    key: str
+    expected: bytes | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitOutcome:
+    status: int
+    """1 written, 2 already written by this op id, 0 a guard failed."""
+    value: str
+    """The stream id (status 1 or 2), or the 1-based number of the failed guard (status 0)."""
+
+    @property
+    def written(self) -> bool:
+        return self.status in (1, 2)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class CommitScript:
+    """Runs the commit script with EVALSHA, loading it with EVAL when the server does not know it
+    (first use, or after a restart). Works with `Redis` and `RedisCluster`, decoded replies or not."""
+
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+
+    async def run(self, stream: str, op_key: str, event: bytes, guards: Sequence[Guard], ops: Ops) -> CommitOutcome:
+        keys: list[str] = [stream, op_key]
+        index: dict[str, int] = {stream: 1, op_key: 2}
+
+        def ref(key: str) -> int:
+            position = index.get(key)
+            if position is None:
+                keys.append(key)
+                position = index[key] = len(keys)
+            return position
+
+        argv: list[str | bytes | int] = [OP_TTL_SECONDS, event, len(guards)]
+        for guard in guards:
+            argv += [guard.kind, ref(guard.key)]
+            if guard.kind == "eq":
+                argv.append(guard.expected if guard.expected is not None else b"")
+        for code, key, args in ops:
+            argv += [code, ref(key), *args]
+        try:
+            reply = await self._redis.execute_command("EVALSHA", COMMIT_SHA, len(keys), *keys, *argv)
+        except NoScriptError:
+            reply = await self._redis.execute_command("EVAL", COMMIT_LUA, len(keys), *keys, *argv)
+        return CommitOutcome(int(reply[0]), _text(reply[1]))

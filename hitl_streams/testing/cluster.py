@@ -1,0 +1,139 @@
+"""A local Redis Cluster for tests: N masters (and optional replicas) on loopback, in temporary dirs.
+
+    with LocalCluster(masters=3) as cluster:
+        client = redis.asyncio.RedisCluster(startup_nodes=cluster.startup_nodes)
+
+Each node is `redis-server --cluster-enabled yes --save "" --appendonly no` (or `valkey-server`) on a free
+port whose cluster bus port (port+10000) is free too; `redis-cli --cluster create ... --cluster-yes` joins
+them, and `start()` returns once `CLUSTER INFO` says `cluster_state:ok` with all 16384 slots assigned on
+every node. `stop()` kills every node and removes its directory; it also runs at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from types import TracebackType
+
+from redis.asyncio.cluster import ClusterNode
+
+from ._servers import HOST, Binaries, ServerProcess, ServerStartError, find_binaries, resp_command
+
+__all__ = ["LocalCluster"]
+
+
+def _cluster_info(port: int) -> dict[str, str]:
+    raw = resp_command(port, "CLUSTER", "INFO").decode()
+    return dict(line.split(":", 1) for line in raw.splitlines() if ":" in line)
+
+
+def _roles(port: int) -> list[str]:
+    """'master' or 'slave' for every node this node knows, as it sees them (`CLUSTER NODES` flags)."""
+    lines = resp_command(port, "CLUSTER", "NODES").decode().splitlines()
+    return ["master" if "master" in line.split()[2] else "slave" for line in lines if line.strip()]
+
+
+class LocalCluster:
+    """`masters` masters with `replicas` replicas each. Use as a context manager or `start()`/`stop()`."""
+
+    def __init__(self, *, masters: int = 3, replicas: int = 0, binaries: Binaries | None = None) -> None:
+        if masters < 3:
+            raise ValueError("Redis Cluster needs at least 3 masters")
+        self.masters = masters
+        self.replicas = replicas
+        self.binaries = binaries or find_binaries(need_cli=True)
+        self.nodes: list[ServerProcess] = []
+        self.start_seconds = 0.0
+
+    # --- addresses ------------------------------------------------------------------------------------
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    @property
+    def startup_nodes(self) -> list[ClusterNode]:
+        """Fresh `redis.asyncio.cluster.ClusterNode`s (they own connections: do not share between clients)."""
+        return [ClusterNode(HOST, port) for port in self.ports]
+
+    @property
+    def url(self) -> str:
+        """A `redis://` URL of one node, for `RedisCluster.from_url` (it discovers the others)."""
+        return f"redis://{HOST}:{self.ports[0]}"
+
+    # --- life cycle -----------------------------------------------------------------------------------
+    def start(self, *, timeout: float = 30.0) -> LocalCluster:
+        began = time.monotonic()
+        try:
+            for _ in range(self.masters * (1 + self.replicas)):
+                node = ServerProcess(
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "5000",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ],
+                    binaries=self.binaries,
+                    cluster_bus=True,
+                    name="cluster",
+                )
+                self.nodes.append(node)
+                node.start()
+            self._create(timeout)
+            self._wait_ok(time.monotonic() + timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.monotonic() - began
+        return self
+
+    def _create(self, timeout: float) -> None:
+        assert self.binaries.cli is not None
+        argv = [
+            self.binaries.cli,
+            "--cluster",
+            "create",
+            *(f"{HOST}:{port}" for port in self.ports),
+            "--cluster-replicas",
+            str(self.replicas),
+            "--cluster-yes",
+        ]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+        if done.returncode != 0:
+            raise ServerStartError(f"`{' '.join(argv)}` failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+    def _wait_ok(self, deadline: float) -> None:
+        """Until every node says `cluster_state:ok`, knows every node and sees each one's final role
+        (replica roles reach the other nodes by gossip, a second or two after `--cluster create`)."""
+        expected = str(len(self.nodes))
+        roles = sorted(["master"] * self.masters + ["slave"] * (self.masters * self.replicas))
+        while True:
+            infos = {port: _cluster_info(port) for port in self.ports}
+            if all(
+                info.get("cluster_state") == "ok"
+                and info.get("cluster_slots_assigned") == "16384"
+                and info.get("cluster_known_nodes") == expected
+                for info in infos.values()
+            ) and all(sorted(_roles(port)) == roles for port in self.ports):
+                return
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"cluster on ports {self.ports} not ok in time: {infos}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Kill every node and remove its directory. Idempotent."""
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
