@@ -270,4 +270,4 @@ async def test_the_batch_audit_trail(batch_hitl: Any) -> None:
         assert expected in names, (expected, names)
     assert names.index("BatchDelivered") < names.index("BatchReminded") < names.index("BatchTimedOut")
     timed_out = [r.event for r in await hitl.inbox.audit(body["batchId"]) if type(r.event).__name__ == "BatchTimedOut"]
-    assert timed_out[0].item_ids == [body["ids"][1]]  # type: ignore[union-attr]
+    assert timed_out[0].item_ids == [body["ids"][1]]
