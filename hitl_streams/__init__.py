@@ -41,19 +41,37 @@ from .records import (
     TimelineEntry,
 )
 from .results import HumanResult, Resolved, Reviewer, TimedOut, is_resolved
+from .server import (
+    Adapter,
+    BaseAdapter,
+    BatchDecision,
+    CallbackResolver,
+    DeliveryError,
+    Hitl,
+    Resolver,
+    ResumeRejected,
+    RetryPolicy,
+    WebhookResolver,
+)
 from .state import State
 from .stream_state import StreamState
 
 __all__ = [
     "Action",
     "ActionsBuilder",
+    "Adapter",
     "AlreadyResolvedError",
+    "BaseAdapter",
+    "BatchDecision",
     "BatchRecord",
+    "CallbackResolver",
     "ConfirmField",
+    "DeliveryError",
     "DuplicateRequestError",
     "DuplicateTokenError",
     "FeedbackValidationError",
     "Field",
+    "Hitl",
     "HitlError",
     "HumanRequestRecord",
     "HumanResult",
@@ -65,6 +83,9 @@ __all__ = [
     "NotFoundError",
     "NotifyDeliveryRecord",
     "Resolved",
+    "Resolver",
+    "ResumeRejected",
+    "RetryPolicy",
     "Reviewer",
     "SchemaError",
     "SelectField",
@@ -80,6 +101,7 @@ __all__ = [
     "UnknownNotifyDeliveryError",
     "UnknownRequestError",
     "ValidationError",
+    "WebhookResolver",
     "__version__",
     "actions",
     "field",

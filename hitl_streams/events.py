@@ -25,8 +25,10 @@ __all__ = [
     "AuditRecord",
     "BatchCreated",
     "BatchDelivered",
+    "BatchEscalated",
     "BatchExternalIdSet",
     "BatchImported",
+    "BatchRedelivered",
     "BatchReminded",
     "BatchTimedOut",
     "Event",
@@ -227,6 +229,18 @@ class BatchReminded(_Audit, tag="batch.reminded", kw_only=True):
     kind: str = "remind"
 
 
+class BatchEscalated(_Audit, tag="batch.escalated", kw_only=True):
+    channel: str
+    mode: str
+    message: str | UnsetType = UNSET
+    delivery_id: str | UnsetType = UNSET
+
+
+class BatchRedelivered(_Audit, tag="batch.redelivered", kw_only=True):
+    channel: str
+    external_id: str | UnsetType = UNSET
+
+
 class BatchTimedOut(_Audit, tag="batch.timed_out", kw_only=True):
     item_ids: list[str] = msgspec.field(default_factory=list)
 
@@ -278,6 +292,8 @@ AUDIT_EVENTS = (
     RequestEscalated,
     BatchDelivered,
     BatchReminded,
+    BatchEscalated,
+    BatchRedelivered,
     BatchTimedOut,
     NotificationSent,
     ResumeAttempted,
@@ -305,6 +321,8 @@ Event = (
     | RequestEscalated
     | BatchDelivered
     | BatchReminded
+    | BatchEscalated
+    | BatchRedelivered
     | BatchTimedOut
     | NotificationSent
     | ResumeAttempted

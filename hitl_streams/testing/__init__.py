@@ -3,6 +3,11 @@
 - `hitl_streams.testing.contract.StateContract`: subclass it, supply a `state` fixture, and pytest runs
   every case of the State contract against your backend.
 - `hitl_streams.testing.redis_server.start_redis()`: finds or starts a real Redis for tests.
+- `hitl_streams.testing.RecordingAdapter`: a channel adapter that records every call and fails on demand.
 - The pytest plugin (`hitl_streams.testing.plugin`, registered as an entry point) provides the
   `redis_server`, `redis_url`, `redis` and `table_name` fixtures.
 """
+
+from .recording import RecordedCall, RecordingAdapter
+
+__all__ = ["RecordedCall", "RecordingAdapter"]

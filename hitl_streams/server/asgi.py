@@ -1,0 +1,288 @@
+"""`hitl.asgi`: the internal HTTP API (REF §1.4) as a plain ASGI 3 application, no framework needed.
+
+Routes are matched on the path relative to the mount point (`root_path`), optionally under the default
+base path `/.well-known/hitl/v1`, so both of these work:
+
+- mounted at `/.well-known/hitl/v1` (e.g. `Mount("/.well-known/hitl/v1", app=hitl.asgi)`);
+- served at the root (`hitl-streams serve`), where the client's default base path is part of the path.
+
+| Route (relative)                         | Method | Reply                                        |
+|------------------------------------------|--------|----------------------------------------------|
+| `requests`                               | POST   | 201 `{id, externalRef}`                      |
+| `batches`                                | POST   | 201 `{batchId, ids, externalRef}`            |
+| `notifications`                          | POST   | 200 `{id, externalRef}`                      |
+| `requests/{id}/timeout`                  | POST   | 200 `{result}` (the body is ignored)         |
+| `batches/{id}/timeout`                   | POST   | 200 `{results}` (the body is ignored)        |
+| `requests/{id}/remind`, `batches/{id}/remind` | POST | 200 `{pending}`                           |
+| `channels/{key}/...`                     | any    | the adapter with that `channel_key`          |
+| `healthz`                                | GET    | 200 `{ok, state}`                            |
+
+Internal routes need `Authorization: Bearer <secret>` when a secret is set. Errors are
+`{"error": "..."}`: 400 bad JSON or shape, 401, 404, 405, 409 already decided, 413 body too large,
+502 a channel failed; a 500 only for a bug or an unreachable state (logged, no traceback sent).
+The ASGI `lifespan` protocol starts and stops the `Hitl`'s background work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import msgspec
+
+from ..errors import AlreadyResolvedError, DuplicateRequestError, DuplicateTokenError, NotFoundError, ValidationError
+from . import wire
+from .auth import BearerAuth
+from .core import Core, DeliveryError
+
+__all__ = ["BASE_PATH", "HitlASGI"]
+
+log = logging.getLogger("hitl_streams.server")
+
+BASE_PATH = "/.well-known/hitl/v1"
+_BASE_SEGMENTS = [".well-known", "hitl", "v1"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
+    pass
+
+
+def _route_path(scope: Scope) -> str:
+    """The path relative to `root_path` (servers differ on whether `path` includes it)."""
+    path: str = scope.get("path") or "/"
+    root: str = scope.get("root_path") or ""
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return bytes(value)
+    return None
+
+
+class _Body:
+    """Reads a request body, refusing more than `limit` bytes."""
+
+    def __init__(self, scope: Scope, receive: Receive, limit: int) -> None:
+        self._scope, self._receive, self._limit = scope, receive, limit
+        self._seen = 0
+
+    def declared_too_large(self) -> bool:
+        length = _header(self._scope, b"content-length")
+        return length is not None and length.strip().isdigit() and int(length) > self._limit
+
+    async def receive(self) -> Message:
+        """A `receive` that counts body bytes (handed to channel adapters)."""
+        message = await self._receive()
+        if message.get("type") == "http.request":
+            self._seen += len(message.get("body", b""))
+            if self._seen > self._limit:
+                raise _TooLarge
+        return message
+
+    async def read(self) -> bytes:
+        if self.declared_too_large():
+            raise _TooLarge
+        chunks: list[bytes] = []
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+class _Responder:
+    """Wraps `send` to know whether a response has started."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message.get("type") == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+    async def json(self, status: int, body: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+            *extra,
+        ]
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def error(self, status: int, message: str, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        await self.json(status, wire.encode_error(message), extra)
+
+
+_ALLOW_POST = ((b"allow", b"POST"),)
+
+
+class HitlASGI:
+    """The ASGI application of one `Hitl` (use `hitl.asgi`)."""
+
+    def __init__(
+        self,
+        core: Core,
+        auth: BearerAuth,
+        *,
+        max_body_bytes: int,
+        state_kind: str,
+        on_startup: Callable[[], Awaitable[None]],
+        on_shutdown: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._core = core
+        self._auth = auth
+        self._limit = max_body_bytes
+        self._state_kind = state_kind
+        self._on_startup = on_startup
+        self._on_shutdown = on_shutdown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope.get("type")
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind != "http":
+            if kind == "websocket":
+                await send({"type": "websocket.close", "code": 1000})
+            return
+        responder = _Responder(send)
+        body = _Body(scope, receive, self._limit)
+        try:
+            await self._http(scope, body, responder)
+        except _TooLarge:
+            if not responder.started:
+                await responder.error(413, f"Request body too large (limit {self._limit} bytes)")
+        except _Disconnected:
+            return
+        except Exception:
+            log.exception("hitl: unexpected error while serving %s %s", scope.get("method"), _route_path(scope))
+            if not responder.started:
+                await responder.error(500, "Internal server error")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._on_startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self._on_shutdown()
+                except Exception as exc:
+                    await send({"type": "lifespan.shutdown.failed", "message": f"{type(exc).__name__}: {exc}"})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, body: _Body, out: _Responder) -> None:
+        segments = [s for s in _route_path(scope).split("/") if s]
+        mount = (scope.get("root_path") or "").rstrip("/")
+        if segments[:3] == _BASE_SEGMENTS:
+            segments = segments[3:]
+            mount += BASE_PATH
+        method = scope.get("method", "GET")
+
+        if segments[:1] == ["channels"]:
+            await self._channel(scope, body, out, segments, mount)
+            return
+        if segments == ["healthz"]:
+            if method not in ("GET", "HEAD"):
+                await out.error(405, "Method not allowed", ((b"allow", b"GET, HEAD"),))
+                return
+            await out.json(200, wire.encode({"ok": True, "state": self._state_kind}))
+            return
+
+        route = _match(segments)
+        if route is None:
+            await out.error(404, "Not found")
+            return
+        if method != "POST":
+            await out.error(405, "Method not allowed", _ALLOW_POST)
+            return
+        if not self._auth.allows(_header(scope, b"authorization")):
+            await out.error(401, "Unauthorized", ((b"www-authenticate", b'Bearer realm="hitl"'),))
+            return
+        name, subject = route
+        data: object = None
+        if name not in ("request-timeout", "batch-timeout"):
+            try:
+                data = msgspec.json.decode(await body.read())
+            except msgspec.MsgspecError:  # malformed JSON, or a number JSON allows but no decoder can hold
+                await out.error(400, "Invalid JSON body")
+                return
+        try:
+            status, reply = await self._dispatch(name, subject, data)
+        except ValidationError as exc:
+            await out.error(400, str(exc))
+        except NotFoundError as exc:
+            await out.error(404, str(exc))
+        except (AlreadyResolvedError, DuplicateTokenError, DuplicateRequestError) as exc:
+            await out.error(409, str(exc))
+        except DeliveryError as exc:
+            await out.error(502, str(exc))
+        else:
+            await out.json(status, reply)
+
+    async def _dispatch(self, name: str, subject: str, data: object) -> tuple[int, bytes]:
+        core = self._core
+        if name == "create-request":
+            return 201, wire.encode(await core.create_request(wire.parse_create_request(data)))
+        if name == "create-batch":
+            return 201, wire.encode(await core.create_batch(wire.parse_create_batch(data)))
+        if name == "notify":
+            return 200, wire.encode(await core.notify(wire.parse_notify(data)))
+        if name == "request-timeout":
+            return 200, wire.encode_result(await core.timeout(subject))
+        if name == "batch-timeout":
+            return 200, wire.encode_results(await core.timeout_batch(subject))
+        if name == "request-remind":
+            return 200, wire.encode({"pending": await core.remind(subject, wire.parse_remind(data))})
+        return 200, wire.encode({"pending": await core.remind_batch(subject, wire.parse_remind(data))})
+
+    async def _channel(self, scope: Scope, body: _Body, out: _Responder, segments: list[str], mount: str) -> None:
+        key = segments[1] if len(segments) > 1 else None
+        adapter = next((a for a in self._core.adapters if key is not None and a.channel_key == key), None)
+        if adapter is None or key is None:
+            await out.error(404, "Not found")
+            return
+        if body.declared_too_large():
+            raise _TooLarge
+        child = dict(scope)
+        child["root_path"] = f"{mount}/channels/{key}"
+        await adapter.handle(child, body.receive, out.send)
+
+
+def _match(segments: list[str]) -> tuple[str, str] | None:
+    if segments == ["requests"]:
+        return "create-request", ""
+    if segments == ["batches"]:
+        return "create-batch", ""
+    if segments == ["notifications"]:
+        return "notify", ""
+    if len(segments) == 3 and segments[0] in ("requests", "batches") and segments[2] in ("timeout", "remind"):
+        collection = "request" if segments[0] == "requests" else "batch"
+        return f"{collection}-{segments[2]}", segments[1]
+    return None

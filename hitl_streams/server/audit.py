@@ -1,0 +1,19 @@
+"""Audit trail access: states that keep history (`InMemoryState`, `StreamState`) can record and read it."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Protocol, runtime_checkable
+
+from ..events import AuditRecord, Event
+
+__all__ = ["Auditable"]
+
+
+@runtime_checkable
+class Auditable(Protocol):
+    """A state with history: `record` appends an audit event, `audit` reads a subject's events in order."""
+
+    async def record(self, event: Event) -> None: ...
+
+    async def audit(self, subject_id: str) -> builtins.list[AuditRecord]: ...

@@ -1,0 +1,132 @@
+"""`Hitl`: the server object. It ties a state, channel adapters, a resolver and a secret together and
+exposes the HTTP API (`hitl.asgi`), the programmatic inbox (`hitl.inbox`) and the background work
+(`async with hitl:`) that resumes workflows after decisions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from types import TracebackType
+
+from ..memory_state import InMemoryState
+from ..state import State
+from .asgi import HitlASGI
+from .auth import BearerAuth
+from .channels import Adapter, with_inbox
+from .core import Core
+from .inbox import Inbox
+from .resolvers import Resolver
+from .resumption import MemoryResumeQueue, ResumeJob, ResumeQueue, Resumer, RetryPolicy
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "Hitl", "default_resume_queue"]
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+
+
+def default_resume_queue(state: State, *, include_timeouts: bool = True) -> ResumeQueue:
+    """The stream-driven queue for `StreamState`, else an in-process one."""
+    if getattr(state, "kind", None) == "redis-streams":
+        from .stream_resume import StreamResumeQueue
+
+        return StreamResumeQueue.for_state(state, include_timeouts=include_timeouts)
+    return MemoryResumeQueue()
+
+
+class Hitl:
+    """A human-in-the-loop server.
+
+    - `state`: where requests live; a fresh `InMemoryState()` by default (one per `Hitl`, not shared).
+    - `resolver`: resumes workflows after a decision (`CallbackResolver`, `WebhookResolver`, or yours).
+      Without one, decisions are recorded but nothing is resumed (workflows then learn the outcome
+      from the timeout route).
+    - `adapters`: delivery channels; the first is the default and the `inbox` channel is always added.
+    - `secret`: bearer secret of the internal API; defaults to `HITL_SECRET`. Empty means open (warned once).
+    - `max_body_bytes`: larger request bodies get 413 (1 MiB by default).
+    - `retry`: backoff between resume attempts; `resume_queue`: where resume jobs come from (default:
+      the Redis stream for `StreamState`, in process otherwise); `resume_timeouts`: also resume a
+      workflow with its `TimedOut` result, which closes waits the client abandoned.
+    """
+
+    def __init__(
+        self,
+        state: State | None = None,
+        resolver: Resolver | None = None,
+        adapters: Sequence[Adapter] = (),
+        secret: str | None = None,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        retry: RetryPolicy | None = None,
+        resume_queue: ResumeQueue | None = None,
+        resume_timeouts: bool = True,
+    ) -> None:
+        if max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be positive")
+        self.state: State = state if state is not None else InMemoryState()
+        self.adapters = with_inbox(adapters)
+        ids = [a.id for a in self.adapters]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"adapter ids must be unique, got {ids}")
+        self.resolver = resolver
+        self._queue = (
+            resume_queue
+            if resume_queue is not None
+            else default_resume_queue(self.state, include_timeouts=resume_timeouts)
+        )
+        self._resumer = None if resolver is None else Resumer(self.state, resolver, self._queue, retry or RetryPolicy())
+        self._core = Core(self.state, self.adapters, self._on_decision, resume_timeouts=resume_timeouts)
+        self.inbox = Inbox(self._core)
+        self._auth = BearerAuth(secret if secret is not None else os.environ.get("HITL_SECRET"))
+        self.asgi = HitlASGI(
+            self._core,
+            self._auth,
+            max_body_bytes=max_body_bytes,
+            state_kind=str(getattr(self.state, "kind", type(self.state).__name__)),
+            on_startup=self.start,
+            on_shutdown=self.stop,
+        )
+
+    def __repr__(self) -> str:
+        kind = getattr(self.state, "kind", type(self.state).__name__)
+        return f"Hitl(state={kind!r}, adapters={[a.id for a in self.adapters]!r}, open={self._auth.open})"
+
+    @property
+    def core(self) -> Core:
+        """The services behind the HTTP API, for callers that want them without HTTP."""
+        return self._core
+
+    @property
+    def is_open(self) -> bool:
+        """True when no bearer secret is set (the internal API accepts anyone)."""
+        return self._auth.open
+
+    @property
+    def running(self) -> bool:
+        return self._resumer is not None and self._resumer.running
+
+    def _on_decision(self, job: ResumeJob) -> None:
+        if self._resumer is None:
+            return
+        self._queue.submit(job)
+        if not self._resumer.running:
+            # Decided outside `async with hitl:` (a script, a test): start resuming right here.
+            self._resumer.start()
+
+    async def start(self) -> None:
+        """Start the background work (resuming workflows). Idempotent."""
+        if self._resumer is not None:
+            self._resumer.start()
+
+    async def stop(self) -> None:
+        """Stop the background work; unfinished resumptions stay in the stream for the next start."""
+        if self._resumer is not None:
+            await self._resumer.stop()
+
+    async def __aenter__(self) -> Hitl:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,94 @@
+"""`hitl.inbox`: read requests and decide them from your own code (REF §5.8), plus timelines and audit trails.
+
+There is deliberately no HTTP route for deciding: wrap these methods in your own authenticated handlers.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from ..events import AuditRecord
+from ..records import BatchRecord, HumanRequestRecord, InboxPage, RequestStatus, TimelineEntry
+from ..results import HumanResult, Reviewer
+from ..state import State
+from .audit import Auditable
+from .core import BatchDecision, Core
+
+__all__ = ["BatchView", "Inbox"]
+
+
+class BatchView(msgspec.Struct, frozen=True):
+    """A batch with its items in index order."""
+
+    batch: BatchRecord
+    items: builtins.list[HumanRequestRecord]
+
+
+class Inbox:
+    """The programmatic inbox of one `Hitl`."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self._state: State = core.state
+
+    async def list(
+        self,
+        *,
+        status: RequestStatus | None = None,
+        namespace: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> InboxPage:
+        """One page, newest first; pass the page's `next_cursor` to get the next (older) one."""
+        return await self._state.list(status=status, namespace=namespace, limit=limit, cursor=cursor)
+
+    async def count(self, *, status: RequestStatus | None = None, namespace: str | None = None) -> int:
+        return await self._state.count(status=status, namespace=namespace)
+
+    async def get(self, request_id: str) -> HumanRequestRecord | None:
+        return await self._state.get(request_id)
+
+    async def get_batch(self, batch_id: str) -> BatchView | None:
+        batch = await self._state.get_batch(batch_id)
+        if batch is None:
+            return None
+        return BatchView(batch, await self._state.list_by_batch(batch_id))
+
+    async def resolve(
+        self,
+        request_id: str,
+        *,
+        action_id: str,
+        feedbacks: Mapping[str, Any] | None = None,
+        by: Reviewer | None = None,
+    ) -> HumanResult:
+        """Decide a request. The workflow is resumed in the background, retried until it succeeds.
+
+        Raises `UnknownRequestError`, `UnknownActionError`, `FeedbackValidationError`, or
+        `AlreadyResolvedError` when it was decided differently before (the same decision again
+        returns the stored result).
+        """
+        return await self._core.resolve(request_id, action_id, feedbacks, by)
+
+    async def resolve_batch(
+        self, batch_id: str, decisions: Sequence[BatchDecision], *, by: Reviewer | None = None
+    ) -> builtins.list[HumanResult]:
+        """Decide every pending item of a batch at once; results in item order.
+
+        Every decision is validated before anything is written: one bad decision leaves every item pending.
+        """
+        return await self._core.resolve_batch(batch_id, decisions, by)
+
+    async def timeline(self, thread_id: str) -> builtins.list[TimelineEntry]:
+        """The notifications, reminders and escalations of a thread (a request, batch or notify group)."""
+        return await self._state.timeline(thread_id)
+
+    async def audit(self, subject_id: str) -> builtins.list[AuditRecord]:
+        """Every event about a request or batch, oldest first (empty for a state without history)."""
+        if isinstance(self._state, Auditable):
+            return await self._state.audit(subject_id)
+        return []

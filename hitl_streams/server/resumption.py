@@ -1,0 +1,290 @@
+"""Reliable resumption: after a decision is recorded, resume the workflow until the resolver succeeds.
+
+The decision is written to the state first. Resuming is then a job on a `ResumeQueue`; the `Resumer`
+takes jobs, calls `resolver.resolve(token, result)` and retries with capped exponential backoff until
+it succeeds. Every attempt, success and failure is an audit event (`resume.attempted`,
+`resume.succeeded`, `resume.failed`) on the request's trail.
+
+Two queues implement the same small interface:
+- `MemoryResumeQueue`: jobs handed over in process by the core (for `InMemoryState`; jobs die with
+  the process, like the state itself);
+- `StreamResumeQueue` (`stream_resume.py`): jobs read from the Redis stream of `StreamState` with a
+  consumer group, so a decision recorded by any process is resumed even across restarts and crashes.
+
+A resolver that raises `ResumeRejected` says the workflow can never be resumed (it no longer
+exists); that ends the job with a final `resume.failed` event instead of retrying forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from .._time import now_iso
+from ..events import Event, ResumeAttempted, ResumeFailed, ResumeSucceeded
+from ..results import HumanResult
+from ..state import State
+from .audit import Auditable
+from .resolvers import Resolver, ResumeRejected
+
+__all__ = ["MemoryResumeQueue", "ResumeJob", "ResumeQueue", "Resumer", "RetryPolicy"]
+
+log = logging.getLogger("hitl_streams.server")
+
+
+@dataclass(slots=True)
+class ResumeJob:
+    """Resume the workflow waiting on request `request_id` with `result`.
+
+    `token` is filled in by the `Resumer` from the state when the queue does not carry it; `attempts`
+    counts earlier attempts (a queue that survives restarts knows them); `handle` is the queue's own.
+    """
+
+    request_id: str
+    result: HumanResult
+    batch_id: str | None = None
+    token: str | None = None
+    attempts: int = 0
+    handle: Any = None
+
+
+@runtime_checkable
+class ResumeQueue(Protocol):
+    """Where resume jobs come from. `submit` is called right after a decision is recorded."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def submit(self, job: ResumeJob) -> None:
+        """A decision was just recorded in this process (a queue fed by the stream may ignore it)."""
+        ...
+
+    async def get(self) -> ResumeJob | None:
+        """The next job to run, or `None` when there is none yet or `wake` was called.
+
+        Returning regularly lets the resumer stop without cancelling a call in flight: redis-py can lose
+        a cancellation that lands while a blocking read completes, and the task then never ends.
+        """
+        ...
+
+    def wake(self) -> None:
+        """Make a `get` in progress return soon (the resumer is stopping)."""
+        ...
+
+    async def renew(self, job: ResumeJob) -> None:
+        """Still working on `job` (between retries): keep other consumers off it."""
+        ...
+
+    async def done(self, job: ResumeJob) -> None:
+        """`job` is finished (resumed, or rejected for good); never hand it out again."""
+        ...
+
+
+class MemoryResumeQueue:
+    """Jobs handed over in process. Enough for `InMemoryState`, whose data lives in the process too."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[ResumeJob | None] = asyncio.Queue()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def submit(self, job: ResumeJob) -> None:
+        self._queue.put_nowait(job)
+
+    async def get(self) -> ResumeJob | None:
+        return await self._queue.get()
+
+    def wake(self) -> None:
+        self._queue.put_nowait(None)
+
+    async def renew(self, job: ResumeJob) -> None:
+        return None
+
+    async def done(self, job: ResumeJob) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Delay before retry n (1-based): `min(maximum, initial * multiplier ** (n - 1))`, ± `jitter`."""
+
+    initial: float = 0.1
+    maximum: float = 30.0
+    multiplier: float = 2.0
+    jitter: float = 0.1
+
+    def delay(self, failures: int) -> float:
+        base = min(self.maximum, self.initial * self.multiplier ** max(0, failures - 1))
+        return max(0.0, base * (1 + self.jitter * (2 * random.random() - 1)))
+
+
+@dataclass
+class Resumer:
+    """Runs resume jobs from a queue, each in its own task, until stopped."""
+
+    state: State
+    resolver: Resolver
+    queue: ResumeQueue
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    concurrency: int = 64
+    grace: float = 2.0
+    """How long `stop` waits for the work in flight before abandoning it."""
+    _runner: asyncio.Task[None] | None = None
+    _jobs: set[asyncio.Task[None]] = field(default_factory=set)
+    _closing: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None and not self._runner.done()
+
+    def start(self) -> None:
+        """Start taking jobs (in the running event loop). Idempotent."""
+        if not self.running:
+            self._closing = False
+            self._runner = asyncio.create_task(self._run(), name="hitl-resumer")
+
+    async def stop(self) -> None:
+        """Stop taking jobs, end the jobs in flight, hand unfinished work back to the queue. Bounded in time."""
+        runner, self._runner = self._runner, None
+        self._closing = True
+        self.queue.wake()
+        if runner is not None:
+            # The runner notices `_closing` when `get` returns; cancel only if it does not.
+            await _settle([runner], self.grace, cancel_first=False)
+        await _settle(list(self._jobs), self.grace, cancel_first=True)
+        self._jobs.clear()
+        await self.queue.stop()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.queue.start()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("hitl: starting the resume queue failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+        slots = asyncio.Semaphore(self.concurrency)
+        while not self._closing:
+            try:
+                job = await self.queue.get()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("hitl: reading resume jobs failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+                continue
+            if job is None:
+                continue
+            await slots.acquire()
+            task = asyncio.create_task(self._resume(job))
+            self._jobs.add(task)
+
+            def finished(task: asyncio.Task[None]) -> None:
+                self._jobs.discard(task)
+                slots.release()
+
+            task.add_done_callback(finished)
+
+    async def _record(self, event: Event) -> None:
+        if isinstance(self.state, Auditable):
+            try:
+                await self.state.record(event)
+            except Exception:
+                log.warning("hitl: could not record %s for %s", event.__class__.__name__, event.subjects()[0])
+
+    async def _token(self, job: ResumeJob) -> str | None:
+        if job.token is None:
+            record = await self.state.get(job.request_id)
+            if record is not None:
+                job.token, job.batch_id = record.token, record.batch_id
+        return job.token
+
+    async def _resume(self, job: ResumeJob) -> None:
+        """Attempt until the resolver succeeds (or rejects the job for good)."""
+        failures = 0
+        while True:
+            attempt = job.attempts + 1
+            try:
+                token = await self._token(job)
+            except Exception as exc:  # the state is unreachable: wait, this is not an attempt
+                token, error = None, f"reading the request failed: {_describe(exc)}"
+            else:
+                ids = _ids(job)
+                if token is None:
+                    error = "the request no longer exists"
+                    await self._record(ResumeFailed(at=now_iso(), attempt=attempt, error=error, **ids))
+                    await self.queue.done(job)
+                    return
+                job.attempts = attempt
+                ids = _ids(job)
+                await self._record(ResumeAttempted(at=now_iso(), attempt=attempt, **ids))
+                try:
+                    await self.resolver.resolve(token, job.result)
+                except asyncio.CancelledError:
+                    raise
+                except ResumeRejected as exc:
+                    error = _describe(exc, token)
+                    await self._record(ResumeFailed(at=now_iso(), attempt=attempt, error=error, **ids))
+                    await self.queue.done(job)
+                    return
+                except Exception as exc:
+                    error = _describe(exc, token)
+                else:
+                    await self._record(ResumeSucceeded(at=now_iso(), attempt=attempt, **ids))
+                    await self.queue.done(job)
+                    return
+            failures += 1
+            delay = self.retry.delay(failures)
+            if token is not None:
+                retry_in_ms = round(delay * 1000)
+                await self._record(
+                    ResumeFailed(at=now_iso(), attempt=attempt, error=error, retry_in_ms=retry_in_ms, **ids)
+                )
+            log.warning("hitl: resuming request %s failed (attempt %d): %s", job.request_id, attempt, error)
+            await asyncio.sleep(delay)
+            with contextlib.suppress(Exception):
+                await self.queue.renew(job)
+
+
+async def _settle(tasks: list[asyncio.Task[None]], grace: float, *, cancel_first: bool) -> None:
+    """Wait for `tasks` to end (cancelling them first, or after `grace`); abandon any that will not."""
+    if not tasks:
+        return
+    if cancel_first:
+        for task in tasks:
+            task.cancel()
+    _, pending = await asyncio.wait(tasks, timeout=grace)
+    if pending and not cancel_first:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=grace)
+    if pending:
+        log.warning("hitl: %d resume task(s) did not stop within %.1f s; abandoned", len(pending), grace)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()
+
+
+def _ids(job: ResumeJob) -> dict[str, Any]:
+    """The subject ids of a job's audit events (a batch item's events show on the batch's trail too)."""
+    return {"id": job.request_id} if job.batch_id is None else {"id": job.request_id, "batch_id": job.batch_id}
+
+
+def _describe(exc: BaseException, token: str | None = None) -> str:
+    """An error for the audit trail and the log: type and message, bounded, with the token blanked out."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if token:
+        text = text.replace(token, "[token]")
+    return text[:500]

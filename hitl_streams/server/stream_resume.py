@@ -1,0 +1,222 @@
+"""`StreamResumeQueue`: resume jobs driven by the Redis stream of `StreamState` (the outbox is the history).
+
+Every decision is a `request.resolved` / `request.timed_out` entry in `Keys(prefix).events`. A consumer
+group (`Keys.resume_group`) reads them:
+
+- `XREADGROUP ... >` with `BLOCK` hands out new entries as soon as they are appended (no polling delay);
+- entries of other event types are acknowledged at once;
+- an entry stays in this consumer's pending list until the workflow is resumed (`XACK` in `done`); while
+  a job is retried, `renew` re-claims it (`XCLAIM ... JUSTID`) so its idle time stays low;
+- `XAUTOCLAIM` takes over entries another consumer left idle longer than `claim_idle_ms` (it crashed);
+- on a clean stop, unfinished entries are made claimable at once (`XCLAIM ... IDLE`), so the next
+  process picks them up on its first `XAUTOCLAIM`;
+- before running an entry, the request's audit trail is read: an entry whose request was already
+  resumed (a consumer died between resuming and `XACK`) is acknowledged and skipped, and earlier
+  attempts are counted so attempt numbers continue across restarts.
+
+The group is created at the start of the stream (`0`), so decisions recorded while no server ran are
+resumed too.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from ..events import RequestResolved, RequestTimedOut, ResumeAttempted, ResumeFailed, ResumeSucceeded, decode_event
+from ..keys import Keys
+from ..state import State
+from .audit import Auditable
+from .resumption import ResumeJob
+
+__all__ = ["StreamResumeQueue"]
+
+log = logging.getLogger("hitl_streams.server")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entries(reply: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Stream entries of an XREADGROUP reply: RESP2 `[[stream, entries]]`, RESP3 `{stream: [entries]}`."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        batches = [value[0] if value and isinstance(value[0], list) else value for value in reply.values()]
+    else:
+        batches = [messages for _, messages in reply]
+    return [
+        (_text(entry_id), {_text(k): v for k, v in (fields or {}).items()})
+        for messages in batches
+        for entry_id, fields in messages
+    ]
+
+
+class StreamResumeQueue:
+    """A `ResumeQueue` reading decisions from the history stream with a consumer group."""
+
+    def __init__(
+        self,
+        redis: Any,
+        keys: Keys,
+        state: State,
+        *,
+        consumer: str | None = None,
+        claim_idle_ms: int = 60_000,
+        block_ms: int = 250,
+        batch: int = 100,
+        include_timeouts: bool = True,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._state = state
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
+        self._claim_idle_ms = claim_idle_ms
+        self._block_ms = block_ms
+        self._batch = batch
+        self._include_timeouts = include_timeouts
+        self._buffer: collections.deque[ResumeJob] = collections.deque()
+        self._inflight: set[str] = set()
+        self._own_backlog = True
+        self._next_claim = 0.0
+
+    @classmethod
+    def for_state(cls, state: State, **options: Any) -> StreamResumeQueue:
+        """For a `StreamState`: it must expose its client as `redis` and its key names as `keys`."""
+        return cls(state.redis, state.keys, state, **options)  # type: ignore[attr-defined]
+
+    @property
+    def _stream(self) -> str:
+        return self._keys.events
+
+    @property
+    def _group(self) -> str:
+        return self._keys.resume_group
+
+    async def start(self) -> None:
+        try:
+            await self._redis.xgroup_create(self._stream, self._group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._own_backlog = True
+        self._next_claim = 0.0
+
+    async def stop(self) -> None:
+        """Hand unfinished entries back: make them claimable by the next consumer right away."""
+        unfinished = list(self._inflight) + [job.handle for job in self._buffer if job.handle]
+        self._buffer.clear()
+        self._inflight.clear()
+        if unfinished:
+            try:
+                await self._redis.xclaim(
+                    self._stream,
+                    self._group,
+                    self.consumer,
+                    0,
+                    unfinished,
+                    idle=self._claim_idle_ms + 1,
+                    justid=True,
+                )
+            except Exception:
+                log.warning("hitl: could not hand back %d resume job(s)", len(unfinished), exc_info=True)
+
+    def submit(self, job: ResumeJob) -> None:
+        """Nothing to do: the decision is already in the stream, which is where jobs come from."""
+        return None
+
+    async def get(self) -> ResumeJob | None:
+        if not self._buffer:
+            await self._fill()
+        return self._buffer.popleft() if self._buffer else None
+
+    def wake(self) -> None:
+        """Nothing to do: `get` returns within `block_ms` anyway."""
+        return None
+
+    async def renew(self, job: ResumeJob) -> None:
+        if job.handle:
+            await self._redis.xclaim(self._stream, self._group, self.consumer, 0, [job.handle], justid=True)
+
+    async def done(self, job: ResumeJob) -> None:
+        if job.handle:
+            await self._redis.xack(self._stream, self._group, job.handle)
+            self._inflight.discard(job.handle)
+
+    # --- reading ----------------------------------------------------------------------------------------
+    async def _fill(self) -> None:
+        if self._own_backlog:
+            # Our own pending entries first (a restart under the same consumer name).
+            reply = await self._redis.xreadgroup(self._group, self.consumer, {self._stream: "0"}, count=self._batch)
+            entries = _entries(reply)
+            self._own_backlog = bool(entries) and len(entries) >= self._batch
+            await self._take(entries)
+            if self._buffer:
+                return
+        if time.monotonic() >= self._next_claim:
+            self._next_claim = time.monotonic() + self._claim_idle_ms / 2000
+            await self._claim_abandoned()
+            if self._buffer:
+                return
+        reply = await self._redis.xreadgroup(
+            self._group, self.consumer, {self._stream: ">"}, count=self._batch, block=self._block_ms
+        )
+        await self._take(_entries(reply))
+
+    async def _claim_abandoned(self) -> None:
+        start = "0-0"
+        while True:
+            reply = await self._redis.xautoclaim(
+                self._stream, self._group, self.consumer, self._claim_idle_ms, start_id=start, count=self._batch
+            )
+            start = _text(reply[0])
+            entries = [(_text(i), {_text(k): v for k, v in (f or {}).items()}) for i, f in reply[1]]
+            await self._take(entries)
+            if start == "0-0" or not entries:
+                return
+
+    async def _take(self, entries: list[tuple[str, dict[str, Any]]]) -> None:
+        skip: list[str] = []
+        for entry_id, fields in entries:
+            if entry_id in self._inflight:
+                continue
+            job = await self._job(entry_id, fields)
+            if job is None:
+                skip.append(entry_id)
+                continue
+            self._inflight.add(entry_id)
+            self._buffer.append(job)
+        if skip:
+            await self._redis.xack(self._stream, self._group, *skip)
+
+    async def _job(self, entry_id: str, fields: dict[str, Any]) -> ResumeJob | None:
+        raw = fields.get("event")
+        if raw is None:
+            return None
+        try:
+            event = decode_event(raw)
+        except Exception:
+            log.warning("hitl: skipping undecodable stream entry %s", entry_id)
+            return None
+        if isinstance(event, RequestTimedOut) and not self._include_timeouts:
+            return None
+        if not isinstance(event, RequestResolved | RequestTimedOut):
+            return None
+        attempts = 0
+        if isinstance(self._state, Auditable):
+            for record in await self._state.audit(event.id):
+                past = record.event
+                if isinstance(past, ResumeSucceeded) or (
+                    isinstance(past, ResumeFailed) and not isinstance(past.retry_in_ms, int)
+                ):
+                    return None  # already resumed (or rejected for good) by an earlier consumer
+                if isinstance(past, ResumeAttempted):
+                    attempts += 1
+        return ResumeJob(event.id, event.result, attempts=attempts, handle=entry_id)
