@@ -1,9 +1,7 @@
 """`StreamResumeQueue` against a real Redis: decisions in the history stream drive resumption through a
 consumer group, across restarts and crashes.
 
-Until `StreamState` is merged, `MirroredState` stands in for it: an `InMemoryState` that also appends
-each of its events to the Redis stream in the format `StreamState` writes (one field `event` holding
-the event JSON), which is all the queue reads from Redis.
+Every test runs on the real `StreamState`: its history stream is what the queue reads.
 """
 
 from __future__ import annotations
@@ -15,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from hitl_streams import InMemoryState
-from hitl_streams.events import Event, ResumeAttempted, ResumeSucceeded, encode_event
+from hitl_streams import StreamState
+from hitl_streams.events import ResumeAttempted, ResumeSucceeded
 from hitl_streams.keys import Keys
 from hitl_streams.records import NewHumanRequest
 from hitl_streams.results import HumanResult, Resolved
@@ -28,39 +26,22 @@ from .support import Resumed
 FAST = RetryPolicy(initial=0.01, maximum=0.05, jitter=0)
 
 
-class MirroredState(InMemoryState):
-    """`InMemoryState` whose history also goes to `{prefix}:events`, as `StreamState`'s does."""
-
-    def __init__(self, redis: Any, keys: Keys) -> None:
-        super().__init__()
-        self.redis, self.keys = redis, keys
-        self._mirrored = 0
-
-    async def _mirror(self) -> None:
-        history = await self.history()
-        fresh, self._mirrored = history[self._mirrored :], len(history)
-        for record in fresh:
-            await self.redis.xadd(self.keys.events, {"event": encode_event(record.event)})
-
-    async def create(self, record: NewHumanRequest) -> None:
-        await super().create(record)
-        await self._mirror()
-
-    async def resolve(self, request_id: str, result: HumanResult) -> None:
-        await super().resolve(request_id, result)
-        await self._mirror()
-
-    async def record(self, event: Event) -> None:
-        await super().record(event)
-        await self._mirror()
-
-
 @pytest.fixture
 def keys(table_name: str) -> Keys:
     return Keys.for_table(table_name)  # the plugin's `redis` fixture deletes these keys afterwards
 
 
-async def new_request(state: InMemoryState, token: str) -> str:
+def stream_state(redis: Any, keys: Keys) -> StreamState:
+    state = StreamState(redis, table_name=_table_of(keys))
+    assert state.keys == keys
+    return state
+
+
+def _table_of(keys: Keys) -> str:
+    return keys.prefix.replace(":", ".", 1)
+
+
+async def new_request(state: StreamState, token: str) -> str:
     from hitl_streams.actions import Action
 
     request_id = str(uuid.uuid4())
@@ -70,7 +51,7 @@ async def new_request(state: InMemoryState, token: str) -> str:
     return request_id
 
 
-def hitl_for(state: MirroredState, engine: Any, **queue: Any) -> Hitl:
+def hitl_for(state: StreamState, engine: Any, **queue: Any) -> Hitl:
     stream_queue = StreamResumeQueue(state.redis, state.keys, state, block_ms=100, **queue)
     return Hitl(state=state, resolver=CallbackResolver(engine), retry=FAST, resume_queue=stream_queue)
 
@@ -80,7 +61,7 @@ async def pending_count(redis: Any, keys: Keys) -> int:
     return int(summary["pending"])
 
 
-async def attempts(state: InMemoryState, request_id: str) -> list[tuple[str, int]]:
+async def attempts(state: StreamState, request_id: str) -> list[tuple[str, int]]:
     kinds = ("ResumeAttempted", "ResumeFailed", "ResumeSucceeded")
     trail = await state.audit(request_id)
     return [(type(r.event).__name__, r.event.attempt) for r in trail if type(r.event).__name__ in kinds]  # type: ignore[union-attr]
@@ -97,7 +78,7 @@ async def until(predicate: Any, within: float = 5.0) -> None:
 
 @pytest.mark.redis
 async def test_decisions_in_the_stream_are_resumed_and_acknowledged(redis: Any, keys: Keys) -> None:
-    state, engine = MirroredState(redis, keys), Resumed()
+    state, engine = stream_state(redis, keys), Resumed()
     before = await new_request(state, "early")
     await state.resolve(before, Resolved(id=before, action_id="approve", external_ref="", feedbacks={}))
     async with hitl_for(state, engine) as hitl:  # decided while no consumer ran: resumed too
@@ -118,7 +99,7 @@ async def _no_pending(redis: Any, keys: Keys) -> bool:
 
 @pytest.mark.redis
 async def test_a_failing_engine_keeps_the_entry_pending_until_it_succeeds(redis: Any, keys: Keys) -> None:
-    state, engine = MirroredState(redis, keys), Resumed(failures=3)
+    state, engine = stream_state(redis, keys), Resumed(failures=3)
     async with hitl_for(state, engine) as hitl:
         request_id = await new_request(state, "tok")
         await hitl.inbox.resolve(request_id, action_id="approve")
@@ -138,14 +119,14 @@ async def test_a_failing_engine_keeps_the_entry_pending_until_it_succeeds(redis:
     ]
 
 
-async def _has_failed(state: InMemoryState, request_id: str) -> bool:
+async def _has_failed(state: StreamState, request_id: str) -> bool:
     return ("ResumeFailed", 1) in await attempts(state, request_id)
 
 
 @pytest.mark.redis
 async def test_a_restart_hands_unfinished_work_to_the_next_server(redis: Any, keys: Keys) -> None:
     """Fails twice on the first server; a restarted server (another consumer) finishes the job."""
-    state = MirroredState(redis, keys)
+    state = stream_state(redis, keys)
     down = Resumed(failures=10**6)
     first = hitl_for(state, down, consumer="server-1")
     async with first:
@@ -164,13 +145,13 @@ async def test_a_restart_hands_unfinished_work_to_the_next_server(redis: Any, ke
     assert [n for name, n in trail if name == "ResumeAttempted"] == list(range(1, len(trail) // 2 + 1))
 
 
-async def _failed_times(state: InMemoryState, request_id: str, times: int) -> bool:
+async def _failed_times(state: StreamState, request_id: str, times: int) -> bool:
     return sum(name == "ResumeFailed" for name, _ in await attempts(state, request_id)) >= times
 
 
 @pytest.mark.redis
 async def test_a_crashed_consumer_work_is_claimed_after_the_idle_time(redis: Any, keys: Keys) -> None:
-    state = MirroredState(redis, keys)
+    state = stream_state(redis, keys)
     down = Resumed(failures=10**6)
     crashed = hitl_for(state, down, consumer="crashed", claim_idle_ms=300)
     await crashed.start()
@@ -193,7 +174,7 @@ async def test_a_crashed_consumer_work_is_claimed_after_the_idle_time(redis: Any
 @pytest.mark.redis
 async def test_an_entry_already_resumed_is_not_resumed_again(redis: Any, keys: Keys) -> None:
     """A consumer died after resuming but before acknowledging: the trail says it is done."""
-    state = MirroredState(redis, keys)
+    state = stream_state(redis, keys)
     request_id = await new_request(state, "tok")
     await state.resolve(request_id, Resolved(id=request_id, action_id="approve", external_ref="", feedbacks={}))
     await state.record(ResumeAttempted(at="2026-01-01T00:00:00.000Z", id=request_id, attempt=1))
@@ -212,7 +193,7 @@ async def _no_pending_and_read(redis: Any, keys: Keys) -> bool:
 
 @pytest.mark.redis
 async def test_stream_driven_resumption_within_50_ms(redis: Any, keys: Keys) -> None:
-    state = MirroredState(redis, keys)
+    state = stream_state(redis, keys)
     started: dict[str, float] = {}
     latencies: list[float] = []
 
@@ -238,6 +219,6 @@ async def _all_done(latencies: list[float], count: int) -> bool:
 
 
 def test_the_queue_needs_a_state_that_exposes_its_client() -> None:
-    state = MirroredState(object(), Keys("p"))
+    state = StreamState(object(), table_name="p")
     queue = StreamResumeQueue.for_state(state)
     assert queue.consumer and ":" in queue.consumer
