@@ -29,10 +29,10 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 import redis.exceptions
 import typer
-from redis.asyncio import Redis, RedisCluster
 
 from . import events as ev
 from .archive import export_history, import_history
+from .connect import connect
 from .errors import HitlError, NotFoundError, SchemaError, ValidationError
 from .keys import DEFAULT_TABLE, Keys
 from .replay import ReplayProgress
@@ -105,9 +105,8 @@ class Target:
     keys: Keys
 
     def connect(self) -> Any:
-        factory: Any = RedisCluster if self.cluster else Redis
         try:
-            return factory.from_url(self.redis_url, socket_connect_timeout=5.0)
+            return connect(self.redis_url, cluster=self.cluster, socket_connect_timeout=5.0)
         except (ValueError, TypeError) as exc:
             raise CliError(f"invalid Redis URL {_redact(self.redis_url)!r}: {exc}", EXIT_USAGE) from None
 

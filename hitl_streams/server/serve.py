@@ -92,9 +92,9 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
     if redis_url is None:
         state = InMemoryState()
     else:
-        import redis.asyncio as aioredis
+        from ..connect import connect
 
-        client = aioredis.RedisCluster.from_url(redis_url) if options.cluster else aioredis.Redis.from_url(redis_url)
+        client = connect(redis_url, cluster=options.cluster)
         stream_state = _stream_state_class()
         assert stream_state is not None
         state = stream_state(client, table_name=options.table, cluster=options.cluster)
