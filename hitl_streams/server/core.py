@@ -731,10 +731,7 @@ class Core:
 
     # --- channel updates after a decision ---------------------------------------------------------------
     async def _update_channels(self, record: HumanRequestRecord, result: HumanResult) -> None:
-        refs = dict(record.external_ids or {})
-        if record.external_id is not None:
-            refs.setdefault(record.channel, record.external_id)
-        for channel_ref, external_id in refs.items():
+        for channel_ref, external_id in _delivered_to(record).items():
             try:
                 adapter = resolve_channel_key(self.adapters, channel_ref).adapter
                 await adapter.update(external_id, result)
@@ -744,10 +741,7 @@ class Core:
     async def _update_batch_channels(
         self, batch: BatchRecord, items: list[HumanRequestRecord], results: list[HumanResult]
     ) -> None:
-        refs = dict(batch.external_ids or {})
-        if batch.external_id is not None:
-            refs.setdefault(batch.channel, batch.external_id)
-        for channel_ref, external_id in refs.items():
+        for channel_ref, external_id in _delivered_to(batch).items():
             try:
                 adapter = resolve_channel_key(self.adapters, channel_ref).adapter
                 await adapter.update_batch(external_id, results)
@@ -755,6 +749,14 @@ class Core:
                 log.warning("hitl: updating batch %s on channel %r failed", batch.id, channel_ref, exc_info=True)
         for item, result in zip(items, results, strict=True):
             await self._update_channels(item, result)
+
+
+def _delivered_to(subject: HumanRequestRecord | BatchRecord) -> dict[str, str]:
+    """Every channel ref the subject was delivered on, with its external id (the primary included)."""
+    refs = dict(subject.external_ids or {})
+    if subject.external_id is not None:
+        refs.setdefault(subject.channel, subject.external_id)
+    return refs
 
 
 def _check_same_request(existing: HumanRequestRecord, body: CreateRequestBody) -> None:
