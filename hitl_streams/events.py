@@ -52,6 +52,7 @@ __all__ = [
     "TimelineImported",
     "decode_event",
     "encode_event",
+    "event_to_dict",
 ]
 
 SCHEMA_VERSION = 1
