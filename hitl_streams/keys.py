@@ -99,6 +99,10 @@ class Keys:
         """Outcome of one write, kept briefly so a retried write returns it instead of running twice."""
         return f"{self.prefix}:op:{op_id}"
 
+    def lease(self, name: str) -> str:
+        """A short-lived claim (e.g. `deliver:{id}`: one replica is delivering that request)."""
+        return f"{self.prefix}:lease:{name}"
+
     @property
     def meta_lock(self) -> str:
         """Held (with expiry) while migrations or a rebuild run."""

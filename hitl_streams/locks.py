@@ -15,10 +15,10 @@ from typing import Any
 from .errors import SchemaError
 from .keys import Keys
 
-__all__ = ["hold", "prefix_lock", "write_pause"]
+__all__ = ["RELEASE_LUA", "hold", "prefix_lock", "write_pause"]
 
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+RELEASE_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 @contextlib.asynccontextmanager
@@ -60,7 +60,7 @@ async def hold(redis: Any, key: str, token: str, ttl_ms: int) -> AsyncIterator[N
         renewer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewer
-        await redis.execute_command("EVAL", _RELEASE, 1, key, token)
+        await redis.execute_command("EVAL", RELEASE_LUA, 1, key, token)
 
 
 _PAUSE_TTL_MS = 10_000

@@ -8,6 +8,8 @@ per-instance store keeps tests and apps from sharing state without saying so).
 from __future__ import annotations
 
 import builtins
+import time
+import uuid
 from typing import TypeVar
 
 import msgspec
@@ -60,6 +62,7 @@ class InMemoryState:
         self._batches: dict[str, BatchRecord] = {}
         self._timelines: dict[str, builtins.list[TimelineEntry]] = {}
         self._timeline_ids: set[str] = set()
+        self._leases: dict[str, tuple[str, float]] = {}
         self._notify: dict[str, NotifyDeliveryRecord] = {}
         # History, as StreamState keeps it: every change is one event; `audit` reads a subject's events.
         self._events: builtins.list[ev.AuditRecord] = []
@@ -85,6 +88,22 @@ class InMemoryState:
 
     async def ensure_schema(self) -> None:
         return None
+
+    # --- leases ---------------------------------------------------------------------------------------
+    async def acquire_lease(self, name: str, ttl_ms: int) -> str | None:
+        """Claim `name` for `ttl_ms` unless someone holds it; the token to release it with, or `None`."""
+        now = time.monotonic()
+        held = self._leases.get(name)
+        if held is not None and held[1] > now:
+            return None
+        token = uuid.uuid4().hex
+        self._leases[name] = (token, now + ttl_ms / 1000)
+        return token
+
+    async def release_lease(self, name: str, token: str) -> None:
+        """Give a lease back, if it is still ours."""
+        if self._leases.get(name, ("", 0.0))[0] == token:
+            del self._leases[name]
 
     # --- requests -------------------------------------------------------------------------------------
     async def create(self, record: NewHumanRequest) -> None:

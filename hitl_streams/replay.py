@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 BATCH_SIZE = 2000
-_NOT_PROJECTION = ("events", "op:", "meta:", "scratch:")
+_NOT_PROJECTION = ("events", "op:", "meta:", "scratch:", "lease:")
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from .errors import (
     ValidationError,
 )
 from .keys import DEFAULT_TABLE, Keys
+from .locks import RELEASE_LUA
 from .namespaces import validate_namespace
 from .pagination import build_page, clamp_limit, decode_cursor
 from .projection import Projector
@@ -463,6 +464,17 @@ class StreamState:
             return ev.NotifyExternalIdSet(at=now_iso(), id=delivery_id, external_id=external_id)
 
         await self._commit(make, subject_key=self.keys.notify(delivery_id), decode=decode_notify)
+
+    # --- leases ---------------------------------------------------------------------------------------
+    async def acquire_lease(self, name: str, ttl_ms: int) -> str | None:
+        """Claim `name` for `ttl_ms` unless someone holds it; the token to release it with, or `None`."""
+        token = os.urandom(12).hex()
+        taken = await self.redis.set(self.keys.lease(name), token, nx=True, px=ttl_ms)
+        return token if taken else None
+
+    async def release_lease(self, name: str, token: str) -> None:
+        """Give a lease back, if it is still ours."""
+        await self.redis.execute_command("EVAL", RELEASE_LUA, 1, self.keys.lease(name), token)
 
     # --- history --------------------------------------------------------------------------------------
     @_bounded

@@ -103,6 +103,11 @@ class TimelineContext:
     """The channel ref `delivery_ref` belongs to."""
 
 
+_DELIVERY_LEASE_MS = 30_000
+"""How long a replica's claim to deliver one request lasts (a send slower than this may be repeated)."""
+_LEASE_POLL_SECONDS = 0.02
+
+
 class _KeyedLocks:
     """One asyncio lock per key, dropped when nobody holds or waits for it."""
 
@@ -280,6 +285,45 @@ class Core:
         )
         return external_id
 
+    async def _deliver_once(
+        self,
+        request_id: str,
+        route: ChannelRoute,
+        message: str,
+        actions: list[Action],
+        context: dict[str, Any] | None,
+        *,
+        thread: str | None = None,
+    ) -> str:
+        """`_deliver`, unless another replica is delivering this request right now: then wait for its
+        external id. The per-token lock covers one process; the state's lease covers replicas. If the
+        holder dies, its lease lapses and the next caller delivers."""
+        name = f"deliver:{request_id}"
+        while (lease := await self._acquire_lease(name)) is None:
+            await asyncio.sleep(_LEASE_POLL_SECONDS)
+            current = await self.state.get(request_id)
+            if current is not None and current.external_id is not None:
+                return current.external_id
+        try:
+            current = await self.state.get(request_id)
+            if current is not None and current.external_id is not None:
+                return current.external_id  # the holder finished just before we took the lease
+            return await self._deliver(request_id, route, message, actions, context, thread=thread)
+        finally:
+            await self._release_lease(name, lease)
+
+    async def _acquire_lease(self, name: str) -> str | None:
+        acquire = getattr(self.state, "acquire_lease", None)
+        if acquire is None:  # a State without leases: the per-token lock is all there is
+            return ""
+        token: str | None = await acquire(name, _DELIVERY_LEASE_MS)
+        return token
+
+    async def _release_lease(self, name: str, token: str) -> None:
+        release = getattr(self.state, "release_lease", None)
+        if release is not None and token:
+            await release(name, token)
+
     async def _deliver_batch(self, route: ChannelRoute, request: BatchHumanRequest, *, again: bool = False) -> str:
         """Send a whole batch as one message, store its external id, audit it."""
         external_id = await self._call(route.adapter, "deliver", route.adapter.send_batch(request))
@@ -322,7 +366,7 @@ class Core:
                     raise
                 _check_same_request(existing, body)
                 return Anchor(existing.id, existing.external_id or "")
-            ref = await self._deliver(
+            ref = await self._deliver_once(
                 record.id, route, body.message, body.actions, body.context, thread=self._thread(anchor, route)
             )
             return Anchor(record.id, ref)
@@ -338,7 +382,7 @@ class Core:
         # An earlier attempt stopped between recording and delivering: deliver now, in its thread.
         anchor = await self.resolve_anchor(body.after) if body.after is not None else None
         route = resolve_channel_key(self.adapters, existing.channel)
-        ref = await self._deliver(
+        ref = await self._deliver_once(
             existing.id, route, existing.message, existing.actions, existing.context, thread=self._thread(anchor, route)
         )
         return Anchor(existing.id, ref)

@@ -1,0 +1,71 @@
+"""Two servers (replicas) on one state: a create retried on the other replica while the first one is
+still delivering waits for that delivery instead of making a second one (SPEC §5.3: one record, one
+delivery)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from hitl_streams import State
+from hitl_streams.server import Hitl
+from hitl_streams.testing.recording import RecordingAdapter
+
+API = "/.well-known/hitl/v1"
+BODY = {"token": "tok-r", "message": "Ship it?", "actions": [{"id": "approve"}], "channel": "chat"}
+
+
+async def _client(server: Hitl) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=server.asgi), base_url="http://h") as http:
+        yield http
+
+
+async def test_a_retry_on_another_replica_waits_for_the_delivery_in_flight(state: State) -> None:
+    first_chat, second_chat = RecordingAdapter("chat"), RecordingAdapter("chat")
+    first = Hitl(state=state, adapters=[first_chat], secret="")
+    second = Hitl(state=state, adapters=[second_chat], secret="")
+    gate = first_chat.pause("send")
+    async with first, second:
+        http_first: Any = _client(first)
+        http_second: Any = _client(second)
+        a, b = await anext(http_first), await anext(http_second)
+        try:
+            original = asyncio.create_task(a.post(f"{API}/requests", json=BODY))
+            for _ in range(2000):  # until the first replica's delivery is under way
+                if first_chat.sent:
+                    break
+                await asyncio.sleep(0.001)
+            assert first_chat.sent, "the first delivery never started"
+            retry = asyncio.create_task(b.post(f"{API}/requests", json=BODY))
+            await asyncio.sleep(0.1)
+            assert not retry.done()  # waits for the other replica instead of delivering again
+            gate.set()
+            responses = await asyncio.gather(original, retry)
+        finally:
+            await a.aclose()
+            await b.aclose()
+    assert [r.status_code for r in responses] == [201, 201]
+    assert responses[0].json() == responses[1].json()
+    assert len(first_chat.sent) + len(second_chat.sent) == 1
+
+
+async def test_a_failed_delivery_frees_the_request_for_the_next_retry(state: State) -> None:
+    """The channel failed (502): the retry delivers at once, without waiting for a lease to lapse."""
+    chat = RecordingAdapter("chat")
+    chat.fail("send")
+    server = Hitl(state=state, adapters=[chat], secret="")
+    async with server:
+        http: Any = _client(server)
+        client = await anext(http)
+        try:
+            failed = await client.post(f"{API}/requests", json=BODY)
+            assert failed.status_code == 502  # recorded, not delivered
+            retried = await asyncio.wait_for(client.post(f"{API}/requests", json=BODY), timeout=5)
+        finally:
+            await client.aclose()
+    assert retried.status_code == 201
+    assert len(chat.sent) == 2  # the failed attempt and the one that delivered
+    assert retried.json()["externalRef"]
