@@ -53,6 +53,7 @@ __all__ = [
     "decode_event",
     "encode_event",
     "event_to_dict",
+    "resolution_event",
 ]
 
 SCHEMA_VERSION = 1
@@ -333,6 +334,14 @@ Event = (
 
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+
+
+def resolution_event(request_id: str, result: Resolved | TimedOut, at: str) -> RequestResolved | RequestTimedOut:
+    """The event recording a decision; a resolution's reviewer (`by`) is its actor."""
+    if isinstance(result, Resolved):
+        actor = result.by if result.by is not None else UNSET
+        return RequestResolved(at=at, actor=actor, id=request_id, result=result, resolved_at=at)
+    return RequestTimedOut(at=at, id=request_id, result=result, resolved_at=at)
 
 
 def encode_event(event: Event) -> bytes:

@@ -13,7 +13,6 @@ import uuid
 from typing import TypeVar
 
 import msgspec
-from msgspec import UNSET
 
 from . import events as ev
 from ._time import now_iso
@@ -25,6 +24,7 @@ from .errors import (
     UnknownNotifyDeliveryError,
     UnknownRequestError,
 )
+from .keys import Keys
 from .namespaces import validate_namespace
 from .pagination import build_page, clamp_limit, decode_cursor, is_after_cursor
 from .records import (
@@ -38,11 +38,15 @@ from .records import (
     RequestStatus,
     TimelineEntry,
 )
-from .results import HumanResult, Resolved
+from .reducer import apply
+from .results import HumanResult
 
 __all__ = ["InMemoryState"]
 
 _T = TypeVar("_T", bound=msgspec.Struct)
+_S = TypeVar("_S", HumanRequestRecord, BatchRecord, NotifyDeliveryRecord)
+_KEYS = Keys("memory")
+"""Key names `reducer.apply` carries along; an in-memory state writes no keys."""
 
 
 def _copy(value: _T) -> _T:
@@ -73,6 +77,15 @@ class InMemoryState:
         self._events.append(ev.AuditRecord(position=f"{position + 1}-0", event=_copy(event)))
         for subject in dict.fromkeys(event.subjects()):
             self._by_subject.setdefault(subject, []).append(position)
+
+    def _apply(self, event: ev.Event, before: _S) -> _S:
+        """Append a mutation's event and return the record after it, reduced by `reducer.apply`, the
+        code StreamState's projection uses too, so the two states cannot disagree on record semantics."""
+        after = apply(event, before, _KEYS).after
+        if not isinstance(after, type(before)):
+            raise AssertionError(f"{type(event).__name__} did not reduce to a {type(before).__name__}")
+        self._append(event)
+        return _copy(after)
 
     async def record(self, event: ev.Event) -> None:
         """Append an audit event (delivered, reminded, resumed, ...) to history."""
@@ -149,11 +162,10 @@ class InMemoryState:
         if record is None:
             raise UnknownRequestError(request_id)
         key = plugin_id if plugin_id is not None else record.channel
-        record.external_ids = {**(record.external_ids or {}), key: external_id}
-        if key == record.channel:
-            record.external_id = external_id
+        self._requests[request_id] = self._apply(
+            ev.RequestExternalIdSet(at=now_iso(), id=request_id, key=key, external_id=external_id), record
+        )
         self._external_ids[external_id] = request_id
-        self._append(ev.RequestExternalIdSet(at=now_iso(), id=request_id, key=key, external_id=external_id))
 
     async def resolve(self, request_id: str, result: HumanResult) -> None:
         record = self._requests.get(request_id)
@@ -161,20 +173,7 @@ class InMemoryState:
             raise UnknownRequestError(request_id)
         if record.status != "pending":
             raise AlreadyResolvedError(request_id)
-        record.result = _copy(result)
-        record.status = "resolved"
-        record.resolved_at = now_iso()
-        event: ev.Event
-        if isinstance(result, Resolved):
-            actor = result.by if result.by is not None else UNSET
-            event = ev.RequestResolved(
-                at=record.resolved_at, actor=actor, id=request_id, result=result, resolved_at=record.resolved_at
-            )
-        else:
-            event = ev.RequestTimedOut(
-                at=record.resolved_at, id=request_id, result=result, resolved_at=record.resolved_at
-            )
-        self._append(event)
+        self._requests[request_id] = self._apply(ev.resolution_event(request_id, result, now_iso()), record)
 
     async def list(
         self,
@@ -230,10 +229,9 @@ class InMemoryState:
         if batch is None:
             raise UnknownBatchError(batch_id)
         key = plugin_id if plugin_id is not None else batch.channel
-        batch.external_ids = {**(batch.external_ids or {}), key: external_id}
-        if key == batch.channel:
-            batch.external_id = external_id
-        self._append(ev.BatchExternalIdSet(at=now_iso(), id=batch_id, key=key, external_id=external_id))
+        self._batches[batch_id] = self._apply(
+            ev.BatchExternalIdSet(at=now_iso(), id=batch_id, key=key, external_id=external_id), batch
+        )
 
     async def list_by_batch(self, batch_id: str) -> builtins.list[HumanRequestRecord]:
         items = [r for r in self._requests.values() if r.batch_id == batch_id]
@@ -273,5 +271,6 @@ class InMemoryState:
         delivery = self._notify.get(delivery_id)
         if delivery is None:
             raise UnknownNotifyDeliveryError(delivery_id)
-        delivery.external_id = external_id
-        self._append(ev.NotifyExternalIdSet(at=now_iso(), id=delivery_id, external_id=external_id))
+        self._notify[delivery_id] = self._apply(
+            ev.NotifyExternalIdSet(at=now_iso(), id=delivery_id, external_id=external_id), delivery
+        )

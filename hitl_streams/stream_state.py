@@ -15,8 +15,6 @@ import re
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from msgspec import UNSET
-
 from . import events as ev
 from ._time import iso_to_ms, now_iso
 from .adopt import AdoptReport, adopt
@@ -50,7 +48,7 @@ from .records import (
 )
 from .reducer import apply
 from .replay import DriftReport, ReplayProgress, ReplayStats, rebuild, verify
-from .results import HumanResult, Resolved
+from .results import HumanResult
 from .schema import SchemaStatus, ensure_schema, schema_status
 from .scripts import CommitScript, Guard
 
@@ -284,11 +282,7 @@ class StreamState:
                 raise UnknownRequestError(request_id)
             if before.status != "pending":
                 raise AlreadyResolvedError(request_id)
-            at = now_iso()
-            if isinstance(result, Resolved):
-                actor = result.by if result.by is not None else UNSET
-                return ev.RequestResolved(at=at, actor=actor, id=request_id, result=result, resolved_at=at)
-            return ev.RequestTimedOut(at=at, id=request_id, result=result, resolved_at=at)
+            return ev.resolution_event(request_id, result, now_iso())
 
         await self._commit(make, subject_key=self.keys.req(request_id), decode=decode_request)
 
