@@ -58,6 +58,7 @@ from .locks import prefix_lock
 from .projection import Projector
 from .records import BatchRecord, HumanRequestRecord, NotifyDeliveryRecord, TimelineEntry
 from .replay import DriftReport, ReplayProgress, _compare, _delete_prefix, replay_into, swap_in
+from .replies import text
 
 __all__ = ["AdoptError", "AdoptReport", "adopt"]
 
@@ -132,10 +133,6 @@ class _Found:
     unknown: list[str] = field(default_factory=list)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _classify(suffix: str, kind: str) -> str:
     """The category of one key under the prefix, from its name and Redis type."""
     if suffix == "events" or suffix.startswith(("meta:", "op:", "scratch:", "audit:")):
@@ -192,21 +189,21 @@ async def _scan(redis: Any, keys: Keys, found: _Found, tick: Callable[[int], Non
         pipe = redis.pipeline(transaction=False)
         for name in batch:
             pipe.type(name)
-        categories = [_classify(n[base:], _text(t)) for n, t in zip(batch, await pipe.execute(), strict=True)]
+        categories = [_classify(n[base:], text(t)) for n, t in zip(batch, await pipe.execute(), strict=True)]
         strings = [(n, c) for n, c in zip(batch, categories, strict=True) if c in _RECORD_KINDS or c in _LOOKUPS]
         values = await _read_strings(redis, [n for n, _ in strings])
         for (name, category), raw in zip(strings, values, strict=True):
             if raw is None:
                 continue  # deleted since the SCAN saw it
             if category in _LOOKUPS:
-                found.lookups[category][name[base + len(_LOOKUPS[category]) :]] = _text(raw)
+                found.lookups[category][name[base + len(_LOOKUPS[category]) :]] = text(raw)
             else:
                 _take_record(found, name, name[base + len(_KEY_PREFIX[category]) :], category, raw)
         found.unknown += [n for n, c in zip(batch, categories, strict=True) if c == "unknown"]
         tick(len(batch))
 
     async for raw_name in redis.scan_iter(match=keys.prefix + ":*", count=1000):
-        names.append(_text(raw_name))
+        names.append(text(raw_name))
         if len(names) >= _CHUNK:
             await chunk(names)
             names = []
@@ -321,7 +318,7 @@ async def adopt(
             plain = keys.prefix[1:-1]
             async for name in redis.scan_iter(match=plain + ":*", count=1000):
                 raise AdoptError(
-                    f'keys such as "{_text(name)}" have no hash tag, but in cluster mode the prefix is '
+                    f'keys such as "{text(name)}" have no hash tag, but in cluster mode the prefix is '
                     f'"{keys.prefix}": the TypeScript layout cannot be adopted in place in cluster mode '
                     "(adopt without --cluster on a single Redis, then export and import into the cluster)"
                 )
@@ -343,7 +340,7 @@ async def adopt(
             lookups[kind] = (owned, implied)
             report.dropped += dropped
         known = set(projector.ledger_ids)
-        for applied in sorted(_text(m) for m in await redis.smembers(keys.meta_migrations)):
+        for applied in sorted(text(m) for m in await redis.smembers(keys.meta_migrations)):
             if applied not in known:
                 report.warnings.append(
                     f'{keys.meta_migrations} lists "{applied}", a step hitl-streams does not know '

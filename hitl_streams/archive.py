@@ -24,6 +24,7 @@ from .keys import Keys
 from .locks import prefix_lock
 from .projection import Projector
 from .replay import _delete_prefix, projection_keys, replay_into, swap_in
+from .replies import text
 
 __all__ = ["ImportStats", "export_history", "import_history", "parse_position"]
 
@@ -53,10 +54,6 @@ def parse_position(value: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2) or 0)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _raw_event(fields: Any) -> bytes:
     value = fields.get("event", fields.get(b"event")) if isinstance(fields, dict) else None
     if value is None:
@@ -76,10 +73,10 @@ async def export_history(
     while True:
         rows = await redis.xrange(keys.events, min=start, max=end, count=batch_size)
         for position, fields in rows:
-            yield b'{"position":"' + _text(position).encode() + b'","event":' + _raw_event(fields) + b"}\n"
+            yield b'{"position":"' + text(position).encode() + b'","event":' + _raw_event(fields) + b"}\n"
         if len(rows) < batch_size:
             return
-        start = "(" + _text(rows[-1][0])
+        start = "(" + text(rows[-1][0])
 
 
 async def _lines(source: Iterable[bytes | str] | AsyncIterable[bytes | str]) -> AsyncIterator[bytes | str]:

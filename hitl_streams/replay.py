@@ -27,6 +27,7 @@ from .keys import Keys
 from .locks import prefix_lock, write_pause
 from .projection import Ops, Projector
 from .reducer import apply, key_of, subject_ref
+from .replies import event_field, text
 
 __all__ = [
     "DriftReport",
@@ -99,14 +100,6 @@ class DriftReport:
         }
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _field(fields: Any) -> Any:
-    return fields.get("event", fields.get(b"event"))
-
-
 def is_projection_key(keys: Keys, key: str) -> bool:
     """True for keys under the prefix that the projection owns (not history, op ids, meta, scratch)."""
     suffix = key[len(keys.prefix) + 1 :]
@@ -116,7 +109,7 @@ def is_projection_key(keys: Keys, key: str) -> bool:
 async def projection_keys(redis: Any, keys: Keys, count: int = 1000) -> AsyncIterator[str]:
     """Every projection key under the prefix (SCAN, so it does not block the server)."""
     async for raw in redis.scan_iter(match=keys.prefix + ":*", count=count):
-        key = _text(raw)
+        key = text(raw)
         if is_projection_key(keys, key):
             yield key
 
@@ -139,7 +132,7 @@ async def read_value(redis: Any, names: list[str], *, head: int | None = None) -
     pipe = redis.pipeline(transaction=False)
     for name in names:
         pipe.type(name)
-    types = [_text(t) for t in await pipe.execute()]
+    types = [text(t) for t in await pipe.execute()]
     pipe = redis.pipeline(transaction=False)
     for name, kind in zip(names, types, strict=True):
         if kind == "string":
@@ -163,13 +156,13 @@ async def read_value(redis: Any, names: list[str], *, head: int | None = None) -
         if kind == "string" and isinstance(value, str):
             value = value.encode()
         elif kind == "zset":
-            value = [(_text(m), float(s)) for m, s in value]
+            value = [(text(m), float(s)) for m, s in value]
         elif kind == "list":
-            value = [_text(v) for v in value]
+            value = [text(v) for v in value]
         elif kind == "set":
-            value = sorted(_text(v) for v in value)
+            value = sorted(text(v) for v in value)
         elif kind == "hash":
-            value = sorted((_text(k), _text(v)) for k, v in value.items())
+            value = sorted((text(k), text(v)) for k, v in value.items())
         out.append((kind, value))
     return out
 
@@ -184,8 +177,8 @@ async def same_slices(redis: Any, kind: str, first: str, second: str, size: int 
         else:
             a = await redis.lrange(first, start, start + size - 1)
             b = await redis.lrange(second, start, start + size - 1)
-        if [_text(x) if not isinstance(x, tuple) else (_text(x[0]), float(x[1])) for x in a] != [
-            _text(x) if not isinstance(x, tuple) else (_text(x[0]), float(x[1])) for x in b
+        if [text(x) if not isinstance(x, tuple) else (text(x[0]), float(x[1])) for x in a] != [
+            text(x) if not isinstance(x, tuple) else (text(x[0]), float(x[1])) for x in b
         ]:
             return False
         if len(a) < size:
@@ -216,7 +209,7 @@ async def replay_into(
         (rows,) = _checked(await run_commands(redis, [("XRANGE", source.events, start, "+", "COUNT", batch_size)]))
         if not rows:
             break
-        batch = [(_text(pos), ev.decode_event(_event_field(fields))) for pos, fields in rows]
+        batch = [(text(pos), ev.decode_event(event_field(fields))) for pos, fields in rows]
         refs = {ref[0]: ref[1] for _, event in batch if (ref := subject_ref(event, target)) is not None}
         cache: dict[str, Subject | None] = {}
         if refs:
@@ -257,16 +250,6 @@ def _checked(replies: list[Any]) -> list[Any]:
     return replies
 
 
-def _event_field(fields: Any) -> Any:
-    """The `event` field of a stream entry, raw (a flat [field, value, ...] list) or parsed (a dict)."""
-    if isinstance(fields, dict):
-        return _field(fields)
-    for i in range(0, len(fields) - 1, 2):
-        if fields[i] in (b"event", "event"):
-            return fields[i + 1]
-    return None
-
-
 def _op_commands(ops: Ops, position: str) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
     for code, key, args in ops:
@@ -286,7 +269,7 @@ def _op_commands(ops: Ops, position: str) -> list[tuple[Any, ...]]:
 async def _delete_prefix(redis: Any, keys: Keys) -> None:
     batch: list[str] = []
     async for raw in redis.scan_iter(match=keys.prefix + ":*", count=1000):
-        batch.append(_text(raw))
+        batch.append(text(raw))
         if len(batch) >= 500:
             await redis.delete(*batch)
             batch.clear()

@@ -17,6 +17,7 @@ from .keys import Keys
 from .locks import prefix_lock
 from .projection import Projector, Step
 from .replay import projection_keys, rebuild_locked
+from .replies import text
 
 __all__ = ["SchemaStatus", "ensure_schema", "schema_status"]
 
@@ -28,12 +29,8 @@ class SchemaStatus:
     history_events: int
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 async def _ledger(redis: Any, keys: Keys) -> set[str]:
-    return {_text(m) for m in await redis.smembers(keys.meta_migrations)}
+    return {text(m) for m in await redis.smembers(keys.meta_migrations)}
 
 
 async def schema_status(redis: Any, keys: Keys, projector: Projector) -> SchemaStatus:

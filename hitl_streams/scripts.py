@@ -22,6 +22,7 @@ from typing import Any, Literal
 from redis.exceptions import NoScriptError
 
 from .projection import Ops
+from .replies import text
 
 __all__ = ["COMMIT_LUA", "CommitOutcome", "CommitScript", "Guard"]
 
@@ -92,10 +93,6 @@ class CommitOutcome:
         return self.status in (1, 2)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class CommitScript:
     """Runs the commit script with EVALSHA, loading it with EVAL when the server does not know it
     (first use, or after a restart). Works with `Redis` and `RedisCluster`, decoded replies or not."""
@@ -125,4 +122,4 @@ class CommitScript:
             reply = await self._redis.execute_command("EVALSHA", COMMIT_SHA, len(keys), *keys, *argv)
         except NoScriptError:
             reply = await self._redis.execute_command("EVAL", COMMIT_LUA, len(keys), *keys, *argv)
-        return CommitOutcome(int(reply[0]), _text(reply[1]))
+        return CommitOutcome(int(reply[0]), text(reply[1]))

@@ -14,6 +14,7 @@ from typing import Any
 from . import events as ev
 from .keys import Keys
 from .projection import Projector
+from .replies import text
 from .schema import schema_status
 
 __all__ = ["PrefixStats", "collect_stats"]
@@ -58,10 +59,6 @@ class PrefixStats:
         }
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _describe(rows: Any) -> tuple[str, str] | None:
     if not rows:
         return None
@@ -71,7 +68,7 @@ def _describe(rows: Any) -> tuple[str, str] | None:
         at = ev.decode_event(raw).at if raw is not None else "?"
     except Exception:  # an event this version cannot decode still has a position
         at = "?"
-    return _text(position), at
+    return text(position), at
 
 
 async def _memory(redis: Any, keys: Keys, stats: PrefixStats) -> None:
@@ -84,7 +81,7 @@ async def _memory(redis: Any, keys: Keys, stats: PrefixStats) -> None:
 
     names: list[str] = []
     async for raw in redis.scan_iter(match=keys.prefix + ":*", count=1000):
-        names.append(_text(raw))
+        names.append(text(raw))
         if len(names) >= _CHUNK:
             await measure(names)
             names = []
@@ -112,7 +109,7 @@ async def collect_stats(redis: Any, keys: Keys, projector: Projector, *, memory:
         {
             name[len(base) :]
             async for raw in redis.scan_iter(match=base + "*", count=1000)
-            if ":status:" not in (name := _text(raw))[len(base) :]
+            if ":status:" not in (name := text(raw))[len(base) :]
         }
     )
     for start in range(0, len(namespaces), _CHUNK):

@@ -48,6 +48,7 @@ from .records import (
 )
 from .reducer import apply
 from .replay import DriftReport, ReplayProgress, ReplayStats, rebuild, verify
+from .replies import event_field, text
 from .results import HumanResult
 from .schema import SchemaStatus, ensure_schema, schema_status
 from .scripts import CommitScript, Guard
@@ -93,10 +94,6 @@ def default_projector() -> Projector:
     if _default_projector is None:
         _default_projector = Projector()
     return _default_projector
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
@@ -236,7 +233,7 @@ class StreamState:
         async def refused(guard: Guard) -> None:
             if guard.key == token_key:
                 owner = await self._io.get(token_key)
-                raise DuplicateTokenError(None if owner is None else _text(owner))
+                raise DuplicateTokenError(None if owner is None else text(owner))
             raise DuplicateRequestError("Human request", record.id)
 
         await self._commit(make, guards=(Guard("nx", token_key), Guard("nx", req_key)), on_guard_failure=refused)
@@ -253,7 +250,7 @@ class StreamState:
     async def _get_by_index(self, index_key: str) -> HumanRequestRecord | None:
         await self.ensure_schema()
         request_id = await self._io.get(index_key)
-        return None if request_id is None else await self._get(_text(request_id))
+        return None if request_id is None else await self._get(text(request_id))
 
     @_bounded
     async def find_by_external_id(self, external_id: str) -> HumanRequestRecord | None:
@@ -326,7 +323,7 @@ class StreamState:
             flat = reply and not isinstance(reply[0], list | tuple)
             rows = list(zip(reply[::2], reply[1::2], strict=True)) if flat else reply
             for member, score in rows:
-                member_id = _text(member)
+                member_id = text(member)
                 if after is not None and not self._after_cursor(member_id, int(float(score)), after):
                     continue
                 ids.append(member_id)
@@ -398,7 +395,7 @@ class StreamState:
     async def list_by_batch(self, batch_id: str) -> builtins.list[HumanRequestRecord]:
         await self.ensure_schema()
         ids = await self._io.zrange(self.keys.idx_batch(batch_id), 0, -1)
-        return await self._mget_requests([_text(i) for i in ids])
+        return await self._mget_requests([text(i) for i in ids])
 
     # --- timelines and notifications ------------------------------------------------------------------
     @_bounded
@@ -423,7 +420,7 @@ class StreamState:
         ids = await self._io.zrange(self.keys.timeline(thread_id), 0, -1)
         if not ids:
             return []
-        values = await self._io.mget([self.keys.timeline_entry(_text(i)) for i in ids])
+        values = await self._io.mget([self.keys.timeline_entry(text(i)) for i in ids])
         return [decode_timeline_entry(v) for v in values if v is not None]
 
     @_bounded
@@ -483,7 +480,7 @@ class StreamState:
         """Every event about one request, batch, notify delivery or thread, oldest first, in
         O(its own events) through the audit index."""
         await self.ensure_schema()
-        positions = [_text(p) for p in await self._io.lrange(self.keys.audit(subject_id), 0, -1)]
+        positions = [text(p) for p in await self._io.lrange(self.keys.audit(subject_id), 0, -1)]
         if not positions:
             return []
         pipe = self.redis.pipeline(transaction=False)
@@ -491,7 +488,7 @@ class StreamState:
             pipe.xrange(self.keys.events, min=position, max=position)
         found = await pipe.execute()
         return [
-            ev.AuditRecord(position=_text(rows[0][0]), event=ev.decode_event(_field(rows[0][1])))
+            ev.AuditRecord(position=text(rows[0][0]), event=ev.decode_event(_field(rows[0][1])))
             for rows in found
             if rows
         ]
@@ -504,10 +501,10 @@ class StreamState:
         while True:
             rows = await self.redis.xrange(self.keys.events, min=start, max=until or "+", count=batch_size)
             for position, fields in rows:
-                yield ev.AuditRecord(position=_text(position), event=ev.decode_event(_field(fields)))
+                yield ev.AuditRecord(position=text(position), event=ev.decode_event(_field(fields)))
             if len(rows) < batch_size:
                 return
-            start = "(" + _text(rows[-1][0])
+            start = "(" + text(rows[-1][0])
 
     # --- replay ---------------------------------------------------------------------------------------
     async def rebuild(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> ReplayStats:
@@ -530,7 +527,7 @@ class StreamState:
 
 
 def _field(fields: Any) -> bytes | str:
-    value = fields.get("event", fields.get(b"event")) if isinstance(fields, dict) else None
+    value = event_field(fields)
     if value is None:
         raise HitlError("stream entry without an 'event' field")
     return value  # type: ignore[no-any-return]

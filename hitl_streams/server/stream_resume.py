@@ -31,6 +31,7 @@ from redis.exceptions import ResponseError
 
 from ..events import RequestResolved, RequestTimedOut, ResumeAttempted, ResumeFailed, ResumeSucceeded, decode_event
 from ..keys import Keys
+from ..replies import text
 from ..state import State
 from .audit import Auditable
 from .resumption import ResumeJob
@@ -38,10 +39,6 @@ from .resumption import ResumeJob
 __all__ = ["StreamResumeQueue"]
 
 log = logging.getLogger("hitl_streams.server")
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _entries(reply: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -53,7 +50,7 @@ def _entries(reply: Any) -> list[tuple[str, dict[str, Any]]]:
     else:
         batches = [messages for _, messages in reply]
     return [
-        (_text(entry_id), {_text(k): v for k, v in (fields or {}).items()})
+        (text(entry_id), {text(k): v for k, v in (fields or {}).items()})
         for messages in batches
         for entry_id, fields in messages
     ]
@@ -176,8 +173,8 @@ class StreamResumeQueue:
             reply = await self._redis.xautoclaim(
                 self._stream, self._group, self.consumer, self._claim_idle_ms, start_id=start, count=self._batch
             )
-            start = _text(reply[0])
-            entries = [(_text(i), {_text(k): v for k, v in (f or {}).items()}) for i, f in reply[1]]
+            start = text(reply[0])
+            entries = [(text(i), {text(k): v for k, v in (f or {}).items()}) for i, f in reply[1]]
             await self._take(entries)
             if start == "0-0" or not entries:
                 return
