@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ._cancel import reraise_lost_cancel
 from .errors import SchemaError
 from .keys import Keys
 
@@ -52,6 +53,7 @@ async def hold(redis: Any, key: str, token: str, ttl_ms: int) -> AsyncIterator[N
         while True:
             await asyncio.sleep(ttl_ms / 3000)
             await redis.execute_command("EVAL", _RENEW, 1, key, token, ttl_ms)
+            reraise_lost_cancel()
 
     renewer = asyncio.create_task(renew())
     try:

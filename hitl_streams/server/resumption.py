@@ -24,6 +24,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from .._cancel import reraise_lost_cancel
 from .._time import now_iso
 from ..events import Event, ResumeAttempted, ResumeFailed, ResumeSucceeded
 from ..results import HumanResult
@@ -184,6 +185,7 @@ class Resumer:
                 log.exception("hitl: reading resume jobs failed; retrying in 1 s")
                 await asyncio.sleep(1.0)
                 continue
+            reraise_lost_cancel()
             if job is None:
                 continue
             await slots.acquire()
@@ -255,6 +257,7 @@ class Resumer:
             await asyncio.sleep(delay)
             with contextlib.suppress(Exception):
                 await self.queue.renew(job)
+            reraise_lost_cancel()
 
 
 async def _settle(tasks: list[asyncio.Task[None]], grace: float, *, cancel_first: bool) -> None:

@@ -4,6 +4,7 @@ succeeds; every attempt, success and failure is on the audit trail."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -15,6 +16,7 @@ from hitl_streams import InMemoryState, Resolved, State, TimedOut
 from hitl_streams.events import ResumeAttempted, ResumeFailed, ResumeSucceeded
 from hitl_streams.results import HumanResult
 from hitl_streams.server import CallbackResolver, Hitl, ResumeRejected, RetryPolicy
+from hitl_streams.server.resumption import MemoryResumeQueue, ResumeJob, Resumer
 from hitl_streams.server.wire import parse_create_request
 
 from .support import APPROVE_DENY, Resumed
@@ -187,3 +189,24 @@ async def test_workflows_resume_within_50_ms_of_the_decision() -> None:
     p99 = latencies[int(len(latencies) * 0.99) - 1]
 
     assert p99 < 0.050, f"p99 {p99 * 1000:.1f} ms"
+
+
+class _SwallowingQueue(MemoryResumeQueue):
+    """A queue whose `get` loses a cancellation, as redis-py sometimes does mid-reply (redis-py#2028)."""
+
+    async def get(self) -> ResumeJob | None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.005)
+        return None
+
+
+async def test_a_cancelled_resumer_stops_even_if_the_queue_loses_the_cancellation() -> None:
+    resumer = Resumer(InMemoryState(), CallbackResolver(Resumed()), _SwallowingQueue())
+    resumer.start()
+    runner = resumer._runner
+    assert runner is not None
+    await asyncio.sleep(0.02)
+    runner.cancel()
+    done, _ = await asyncio.wait([runner], timeout=1.0)
+    resumer._closing = True  # if it did not stop, let it end so the test fails instead of hanging
+    assert done == {runner} and runner.cancelled()
