@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from redis.exceptions import NoScriptError
 
@@ -74,8 +74,9 @@ OP_TTL_SECONDS = 600
 """How long a write's outcome is kept for retries of that same write."""
 
 
-@dataclass(frozen=True, slots=True)
-class Guard:
+class Guard(NamedTuple):
+    """A precondition of a commit (a tuple: made on every write, so cheap to make)."""
+
     kind: Literal["nx", "eq"]
     key: str
     expected: bytes | str | None = None
@@ -103,21 +104,25 @@ class CommitScript:
     async def run(self, stream: str, op_key: str, event: bytes, guards: Sequence[Guard], ops: Ops) -> CommitOutcome:
         keys: list[str] = [stream, op_key]
         index: dict[str, int] = {stream: 1, op_key: 2}
-
-        def ref(key: str) -> int:
+        argv: list[str | bytes | int] = [OP_TTL_SECONDS, event, len(guards)]
+        add = argv.append
+        for kind, key, expected in guards:
             position = index.get(key)
             if position is None:
                 keys.append(key)
                 position = index[key] = len(keys)
-            return position
-
-        argv: list[str | bytes | int] = [OP_TTL_SECONDS, event, len(guards)]
-        for guard in guards:
-            argv += [guard.kind, ref(guard.key)]
-            if guard.kind == "eq":
-                argv.append(guard.expected if guard.expected is not None else b"")
+            add(kind)
+            add(position)
+            if kind == "eq":
+                add(expected if expected is not None else b"")
         for code, key, args in ops:
-            argv += [code, ref(key), *args]
+            position = index.get(key)
+            if position is None:
+                keys.append(key)
+                position = index[key] = len(keys)
+            add(code)
+            add(position)
+            argv.extend(args)
         try:
             reply = await self._redis.execute_command("EVALSHA", COMMIT_SHA, len(keys), *keys, *argv)
         except NoScriptError:

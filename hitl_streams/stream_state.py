@@ -52,6 +52,7 @@ from .replies import event_field, text
 from .results import HumanResult
 from .schema import SchemaStatus, ensure_schema, schema_status
 from .scripts import CommitScript, Guard
+from .subject_cache import SubjectCache
 
 __all__ = ["StreamState"]
 
@@ -122,6 +123,7 @@ class StreamState:
         cluster: bool = False,
         projector: Projector | None = None,
         autobatch: bool = True,
+        subject_cache_bytes: int = 32 * 2**20,
     ) -> None:
         self.redis = redis
         # Hot-path commands go through `_io`: with `autobatch`, commands issued by concurrent tasks in one
@@ -134,6 +136,10 @@ class StreamState:
         self.keys = Keys.for_table(table_name, cluster=cluster)
         self.projector = projector or default_projector()
         self._script = CommitScript(self._io)
+        # The bytes of request records this process just wrote or read: a resolve of one of them commits
+        # at once (compare-and-set on those bytes) instead of reading it first. See subject_cache.py.
+        self._known = SubjectCache(subject_cache_bytes)
+        self._req_prefix = self.keys.req("")
         self._ready = False
         self._ready_lock = asyncio.Lock()
         # Leave a few connections of the client's pool to whatever else shares the client.
@@ -175,16 +181,36 @@ class StreamState:
         pause = Guard("nx", self.keys.meta_pause)
         paused_since: float | None = None
         attempts = 0
+        known = self._known
         while attempts < _MAX_CAS_ATTEMPTS:
-            raw = await self._io.get(subject_key) if subject_key is not None else None
+            raw: bytes | str | None = None
+            guessed = False
+            if subject_key is not None:
+                raw = known.get(subject_key)
+                guessed = raw is not None
+                if raw is None:
+                    raw = await self._io.get(subject_key)
             before = decode(raw) if raw is not None and decode is not None else None
-            event = make_event(before)
+            try:
+                event = make_event(before)
+            except HitlError:
+                if not guessed or subject_key is None:
+                    raise
+                known.drop(subject_key)  # decide from the stored bytes, never from a guess
+                continue
             ops = self.projector.project(apply(event, before, self.keys))
             checks = [pause, *guards]
             if subject_key is not None:
                 checks.append(Guard("eq", subject_key, raw))
             outcome = await self._script.run(self.keys.events, op_key, ev.encode_event(event), checks, ops)
-            if outcome.written:
+            if outcome.status == 1:
+                for code, key, args in ops:
+                    if code == "S" and key.startswith(self._req_prefix):
+                        known.put(key, args[0])
+                return outcome.value
+            if outcome.written:  # this op id ran before (a retried call): what is stored now is unknown
+                if subject_key is not None:
+                    known.drop(subject_key)
                 return outcome.value
             failed = checks[int(outcome.value) - 1]
             if failed is pause:
@@ -195,9 +221,13 @@ class StreamState:
                     raise HitlError(f"writes to {self.keys.prefix} paused by a rebuild for over {_MAX_PAUSE_SECONDS}s")
                 await asyncio.sleep(0.02)
                 continue
-            attempts += 1
             if failed.key == subject_key and failed.kind == "eq":
+                known.drop(subject_key)
+                if guessed:
+                    continue  # the guess was stale: read the stored bytes (not a conflict of ours)
+                attempts += 1
                 continue  # a concurrent change: read again and decide again
+            attempts += 1
             if on_guard_failure is not None:
                 await on_guard_failure(failed)
             raise HitlError(f"write refused by a guard on {failed.key}")
@@ -244,8 +274,13 @@ class StreamState:
         return await self._get(request_id)
 
     async def _get(self, request_id: str) -> HumanRequestRecord | None:
-        raw = await self._io.get(self.keys.req(request_id))
-        return None if raw is None else decode_request(raw)
+        key = self.keys.req(request_id)
+        raw = await self._io.get(key)
+        if raw is None:
+            return None
+        record = decode_request(raw)
+        self._known.put(key, raw)
+        return record
 
     async def _get_by_index(self, index_key: str) -> HumanRequestRecord | None:
         await self.ensure_schema()

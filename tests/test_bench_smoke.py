@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "tools" / "bench.py"
-OPS = ("create", "resolve", "get", "find_by_token", "list_walk", "count", "append_timeline", "timeline")
+OPS = (
+    "create",
+    "resolve",
+    "resolve_uncached",
+    "get",
+    "find_by_token",
+    "list_walk",
+    "count",
+    "append_timeline",
+    "timeline",
+)
 HTTP = ("http_create", "http_resolve")
 
 

@@ -51,6 +51,7 @@ from hitl_streams.testing.redis_server import free_port, ping
 OPS = (
     "create",
     "resolve",
+    "resolve_uncached",
     "get",
     "find_by_token",
     "list_walk",
@@ -69,6 +70,7 @@ THREAD_LEN = 10
 REFERENCE: dict[str, float] = {
     "create": 24_000,
     "resolve": 47_900,
+    "resolve_uncached": 47_900,
     "get": 95_500,
     "find_by_token": 56_300,
     "count": 105_000,
@@ -239,7 +241,7 @@ async def bench_requests(client: Any, n: int, c: int, wanted: set[str], res: Res
     state = make_state(client, table("req"))
     await state.ensure_schema()
     try:
-        if wanted & {"create", "get", "find_by_token", "list_walk", "count", "resolve"}:
+        if wanted & {"create", "get", "find_by_token", "list_walk", "count", "resolve", "resolve_uncached"}:
             res.add("create", c, await timed(n, c, lambda i: state.create(new_request(i, run))))
         if "get" in wanted:
             res.add("get", c, await timed(n, c, lambda i: state.get(f"req-{run}-{i:07d}")))
@@ -252,6 +254,16 @@ async def bench_requests(client: Any, n: int, c: int, wanted: set[str], res: Res
             res.add("count", c, await timed(n, c, lambda _i: state.count(status="pending")))
         if "resolve" in wanted:
             res.add("resolve", c, await timed(n, c, lambda i: state.resolve(f"req-{run}-{i:07d}", resolution(i, run))))
+        if "resolve_uncached" in wanted:
+            # As a replica that never saw these requests: every resolve reads the record first.
+            other = uuid.uuid4().hex[:6]
+            await timed(n, c, lambda i: state.create(new_request(i, other)))
+            cold = StreamState(client, table_name=state.table_name, autobatch=AUTOBATCH, subject_cache_bytes=0)
+            res.add(
+                "resolve_uncached",
+                c,
+                await timed(n, c, lambda i: cold.resolve(f"req-{other}-{i:07d}", resolution(i, other))),
+            )
     finally:
         await drop_prefix(client, state)
 
@@ -428,7 +440,7 @@ async def bench(args: argparse.Namespace, url: str) -> Results:
             await asyncio.gather(*(client.ping() for _ in range(c)))  # open the pool's connections first
             for _ in range(args.repeat):
                 res.add("evalsha_noop", c, await bench_limit(client, n, c))
-                if wanted & {"create", "resolve", "get", "find_by_token", "list_walk", "count"}:
+                if wanted & {"create", "resolve", "resolve_uncached", "get", "find_by_token", "list_walk", "count"}:
                     await bench_requests(client, n, c, wanted, res)
                 if wanted & {"append_timeline", "timeline"}:
                     await bench_timeline(client, n, c, wanted, res)
