@@ -416,6 +416,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small N, one repetition (CI smoke run)")
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(OPS + OTHER)}")
     parser.add_argument("--no-autobatch", action="store_true", help="StreamState(autobatch=False), for comparison")
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop: asyncio's own (default) or uvloop, which uvicorn uses when it is installed",
+    )
     parser.add_argument("--json", action="store_true", help="accepted for compatibility; JSON lines are always printed")
     args = parser.parse_args(argv)
     if args.quick:
@@ -516,7 +522,8 @@ def table_to_stderr(args: argparse.Namespace, res: Results) -> None:
     cs = args.concurrencies
     log("")
     py = platform.python_version()
-    log(f"hitl-streams bench: N={args.n}, repeat={args.repeat} (median), Python {py}, {os.cpu_count()} cpus")
+    where = f"Python {py}, {os.cpu_count()} cpus, loop {args.loop}"
+    log(f"hitl-streams bench: N={args.n}, repeat={args.repeat} (median), {where}")
     head = f"{'operation':<16}"
     head += "".join(f"{'c=' + str(c) + ' ops/s':>14}{'p50/p99 ms':>16}{'vs limit':>10}" for c in cs)
     log(head + f"{'TS ref (c=64)':>15}{'ours/ref':>10}{'cpu us/op py/redis':>20}")
@@ -563,11 +570,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     global AUTOBATCH
     AUTOBATCH = not args.no_autobatch
+    run = asyncio.run
+    if args.loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            raise SystemExit("bench: --loop uvloop needs uvloop (pip install -e '.[server]')") from None
+        run = uvloop.run
     if args.redis_url:
-        res = asyncio.run(bench(args, args.redis_url))
+        res = run(bench(args, args.redis_url))
     else:
         with own_redis() as url:
-            res = asyncio.run(bench(args, url))
+            res = run(bench(args, url))
     report(args, res)
     return 0
 
