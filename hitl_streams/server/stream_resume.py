@@ -6,7 +6,8 @@ group (`Keys.resume_group`) reads them:
 - `XREADGROUP ... >` with `BLOCK` hands out new entries as soon as they are appended (no polling delay);
 - entries of other event types are acknowledged at once;
 - an entry stays in this consumer's pending list until the workflow is resumed (`XACK` in `done`); while
-  a job is retried, `renew` re-claims it (`XCLAIM ... JUSTID`) so its idle time stays low;
+  it is in flight (a slow resolver call, a retry's backoff) it is re-claimed (`XCLAIM ... JUSTID`) every
+  third of `claim_idle_ms`, so its idle time stays low and no other consumer takes it over;
 - `XAUTOCLAIM` takes over entries another consumer left idle longer than `claim_idle_ms` (it crashed);
 - on a clean stop, unfinished entries are made claimable at once (`XCLAIM ... IDLE`), so the next
   process picks them up on its first `XAUTOCLAIM`;
@@ -20,6 +21,7 @@ resumed too.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import os
@@ -29,6 +31,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from .._cancel import reraise_lost_cancel
 from ..events import RequestResolved, RequestTimedOut, ResumeAttempted, ResumeFailed, ResumeSucceeded, decode_event
 from ..keys import Keys
 from ..replies import text
@@ -83,6 +86,7 @@ class StreamResumeQueue:
         self._inflight: set[str] = set()
         self._own_backlog = True
         self._next_claim = 0.0
+        self._beating: asyncio.Task[None] | None = None
 
     @classmethod
     def for_state(cls, state: State, **options: Any) -> StreamResumeQueue:
@@ -105,9 +109,15 @@ class StreamResumeQueue:
                 raise
         self._own_backlog = True
         self._next_claim = 0.0
+        if self._beating is None or self._beating.done():
+            self._beating = asyncio.create_task(self._heartbeat(), name="hitl-resume-heartbeat")
 
     async def stop(self) -> None:
         """Hand unfinished entries back: make them claimable by the next consumer right away."""
+        beating, self._beating = self._beating, None
+        if beating is not None:
+            beating.cancel()
+            await asyncio.wait([beating])
         unfinished = list(self._inflight) + [job.handle for job in self._buffer if job.handle]
         self._buffer.clear()
         self._inflight.clear()
@@ -166,6 +176,19 @@ class StreamResumeQueue:
             self._group, self.consumer, {self._stream: ">"}, count=self._batch, block=self._block_ms
         )
         await self._take(_entries(reply))
+
+    async def _heartbeat(self) -> None:
+        """Keep the entries this consumer works on from looking abandoned, however long a job takes."""
+        while True:
+            await asyncio.sleep(self._claim_idle_ms / 3000)
+            if self._inflight:
+                try:
+                    await self._redis.xclaim(
+                        self._stream, self._group, self.consumer, 0, list(self._inflight), justid=True
+                    )
+                except Exception:
+                    log.warning("hitl: could not renew %d resume job(s)", len(self._inflight), exc_info=True)
+            reraise_lost_cancel()
 
     async def _claim_abandoned(self) -> None:
         start = "0-0"

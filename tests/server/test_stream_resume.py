@@ -179,7 +179,9 @@ async def test_a_crashed_consumer_work_is_claimed_after_the_idle_time(redis: Any
     # A crash: the tasks die, nothing is handed back.
     resumer = crashed._resumer
     assert resumer is not None
-    for task in [resumer._runner, *resumer._jobs]:
+    queue = crashed._queue
+    assert isinstance(queue, StreamResumeQueue)
+    for task in [resumer._runner, *resumer._jobs, queue._beating]:
         assert task is not None
         task.cancel()
     up = Resumed()
@@ -187,6 +189,37 @@ async def test_a_crashed_consumer_work_is_claimed_after_the_idle_time(redis: Any
         await up.wait_for(1, within=5)
         await until(lambda: _no_pending(redis, keys))
     assert [token for token, _ in up.calls] == ["tok"]
+
+
+@pytest.mark.redis
+async def test_a_slow_resume_is_not_taken_over_by_another_consumer(redis: Any, keys: Keys) -> None:
+    """Resolver calls that outlast the claim idle time, while the consumer's reader is held up (its one
+    slot busy, the next job waiting): the heartbeat keeps the entries with their consumer, so each
+    workflow is resumed once, not once per replica."""
+    state = stream_state(redis, keys)
+    calls: list[str] = []
+
+    async def slow_engine(token: str, result: HumanResult) -> None:
+        calls.append(token)
+        await asyncio.sleep(0.8)
+
+    first, second = await new_request(state, "t1"), await new_request(state, "t2")
+    slow = hitl_for(state, slow_engine, consumer="slow", claim_idle_ms=200)
+    assert slow._resumer is not None
+    slow._resumer.concurrency = 1
+    async with slow:
+        await slow.inbox.resolve(first, action_id="approve")
+        await slow.inbox.resolve(second, action_id="approve")
+        await until(lambda: _called(calls))
+        other = Resumed()
+        async with hitl_for(state, other, consumer="other", claim_idle_ms=200):
+            await until(lambda: _no_pending(redis, keys), within=5)
+        assert other.calls == []
+    assert sorted(calls) == ["t1", "t2"]
+
+
+async def _called(calls: list[str]) -> bool:
+    return bool(calls)
 
 
 @pytest.mark.redis
