@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import events as ev
+from ._slots import Slots
 from ._time import iso_to_ms, now_iso
 from .adopt import AdoptReport, adopt
 from .autobatch import autobatched
@@ -75,8 +76,13 @@ def _bounded(
     when more commands are in flight than it has connections, so we queue before that point."""
 
     async def run(self: StreamState, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        async with self._slots:
+        slots = self._slots
+        if not slots.try_take():
+            await slots.take()
+        try:
             return await method(self, *args, **kwargs)
+        finally:
+            slots.give()
 
     # By hand rather than functools.wraps, whose typing loses the ParamSpec under mypy.
     run.__name__, run.__qualname__, run.__doc__ = method.__name__, method.__qualname__, method.__doc__
@@ -143,7 +149,7 @@ class StreamState:
         self._ready = False
         self._ready_lock = asyncio.Lock()
         # Leave a few connections of the client's pool to whatever else shares the client.
-        self._slots = asyncio.Semaphore(max(1, min(_pool_size(redis) - 4, 256)))
+        self._slots = Slots(max(1, min(_pool_size(redis) - 4, 256)))
 
     # --- schema ---------------------------------------------------------------------------------------
     async def ensure_schema(self) -> None:
@@ -176,7 +182,8 @@ class StreamState:
         record, and the write only happens if the bytes are still the same (else it re-reads and tries
         again). `make_event` raises the domain errors (unknown, already resolved).
         """
-        await self.ensure_schema()
+        if not self._ready:
+            await self.ensure_schema()
         op_key = self.keys.op(os.urandom(16).hex())  # 128 random bits, as uuid4 gives, for less CPU
         pause = Guard("nx", self.keys.meta_pause)
         paused_since: float | None = None
@@ -270,12 +277,13 @@ class StreamState:
 
     @_bounded
     async def get(self, request_id: str) -> HumanRequestRecord | None:
-        await self.ensure_schema()
+        if not self._ready:
+            await self.ensure_schema()
         return await self._get(request_id)
 
     async def _get(self, request_id: str) -> HumanRequestRecord | None:
         key = self.keys.req(request_id)
-        raw = await self._io.get(key)
+        raw = await self._io.execute_command("GET", key)
         if raw is None:
             return None
         record = decode_request(raw)
@@ -283,8 +291,9 @@ class StreamState:
         return record
 
     async def _get_by_index(self, index_key: str) -> HumanRequestRecord | None:
-        await self.ensure_schema()
-        request_id = await self._io.get(index_key)
+        if not self._ready:
+            await self.ensure_schema()
+        request_id = await self._io.execute_command("GET", index_key)
         return None if request_id is None else await self._get(text(request_id))
 
     @_bounded
@@ -339,7 +348,8 @@ class StreamState:
         limit: int | None = None,
         cursor: str | None = None,
     ) -> InboxPage:
-        await self.ensure_schema()
+        if not self._ready:
+            await self.ensure_schema()
         size = clamp_limit(limit)
         index = self._index_for(status, namespace)
         after = decode_cursor(cursor) if cursor else None
@@ -377,7 +387,8 @@ class StreamState:
 
     @_bounded
     async def count(self, *, status: RequestStatus | None = None, namespace: str | None = None) -> int:
-        await self.ensure_schema()
+        if not self._ready:
+            await self.ensure_schema()
         return int(await self._io.zcard(self._index_for(status, namespace)))
 
     # --- batches --------------------------------------------------------------------------------------
@@ -410,7 +421,8 @@ class StreamState:
 
     @_bounded
     async def get_batch(self, batch_id: str) -> BatchRecord | None:
-        await self.ensure_schema()
+        if not self._ready:
+            await self.ensure_schema()
         raw = await self._io.get(self.keys.batch(batch_id))
         return None if raw is None else decode_batch(raw)
 
@@ -428,7 +440,8 @@ class StreamState:
 
     @_bounded
     async def list_by_batch(self, batch_id: str) -> builtins.list[HumanRequestRecord]:
-        await self.ensure_schema()
+        if not self._ready:
+            await self.ensure_schema()
         ids = await self._io.zrange(self.keys.idx_batch(batch_id), 0, -1)
         return await self._mget_requests([text(i) for i in ids])
 
@@ -451,7 +464,8 @@ class StreamState:
 
     @_bounded
     async def timeline(self, thread_id: str) -> builtins.list[TimelineEntry]:
-        await self.ensure_schema()
+        if not self._ready:
+            await self.ensure_schema()
         ids = await self._io.zrange(self.keys.timeline(thread_id), 0, -1)
         if not ids:
             return []
@@ -476,7 +490,8 @@ class StreamState:
 
     @_bounded
     async def get_notify_delivery(self, delivery_id: str) -> NotifyDeliveryRecord | None:
-        await self.ensure_schema()
+        if not self._ready:
+            await self.ensure_schema()
         raw = await self._io.get(self.keys.notify(delivery_id))
         return None if raw is None else decode_notify(raw)
 
@@ -514,7 +529,8 @@ class StreamState:
     async def audit(self, subject_id: str) -> builtins.list[ev.AuditRecord]:
         """Every event about one request, batch, notify delivery or thread, oldest first, in
         O(its own events) through the audit index."""
-        await self.ensure_schema()
+        if not self._ready:
+            await self.ensure_schema()
         positions = [text(p) for p in await self._io.lrange(self.keys.audit(subject_id), 0, -1)]
         if not positions:
             return []
@@ -545,12 +561,14 @@ class StreamState:
     async def rebuild(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> ReplayStats:
         """Rewrite the whole projection from history. Byte-identical to the live projection when both
         are right. Writers may keep writing: they wait while the replayed projection is swapped in."""
-        await self.ensure_schema()
+        if not self._ready:
+            await self.ensure_schema()
         return await rebuild(self.redis, self.keys, self.projector, progress=progress)
 
     async def verify(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> DriftReport:
         """Compare the projection with a replay of history, without touching the projection."""
-        await self.ensure_schema()
+        if not self._ready:
+            await self.ensure_schema()
         return await verify(self.redis, self.keys, self.projector, progress=progress)
 
     async def adopt(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> AdoptReport:
