@@ -44,6 +44,7 @@ __all__ = ["BATCHED", "AutoBatchRedis", "autobatched"]
 BATCHED: Final = frozenset(
     {
         "GET",
+        "SET",
         "MGET",
         "EXISTS",
         "ZCARD",
@@ -59,6 +60,7 @@ BATCHED: Final = frozenset(
         "XRANGE",
         "XREVRANGE",
         "XLEN",
+        "XACK",
         "TYPE",
         "EVALSHA",
         "EVAL",

@@ -102,27 +102,22 @@ class CommitScript:
         self._redis = redis
 
     async def run(self, stream: str, op_key: str, event: bytes, guards: Sequence[Guard], ops: Ops) -> CommitOutcome:
-        keys: list[str] = [stream, op_key]
-        index: dict[str, int] = {stream: 1, op_key: 2}
+        # KEYS in first-use order; guards and ops name them by 1-based position.
+        index: dict[str, int] = dict.fromkeys((stream, op_key, *(g.key for g in guards), *(op[1] for op in ops)), 0)
+        for position, key in enumerate(index, start=1):
+            index[key] = position
         argv: list[str | bytes | int] = [OP_TTL_SECONDS, event, len(guards)]
         add = argv.append
         for kind, key, expected in guards:
-            position = index.get(key)
-            if position is None:
-                keys.append(key)
-                position = index[key] = len(keys)
             add(kind)
-            add(position)
+            add(index[key])
             if kind == "eq":
                 add(expected if expected is not None else b"")
         for code, key, args in ops:
-            position = index.get(key)
-            if position is None:
-                keys.append(key)
-                position = index[key] = len(keys)
             add(code)
-            add(position)
+            add(index[key])
             argv.extend(args)
+        keys = list(index)
         try:
             reply = await self._redis.execute_command("EVALSHA", COMMIT_SHA, len(keys), *keys, *argv)
         except NoScriptError:

@@ -20,6 +20,7 @@ from ._slots import Slots
 from ._time import iso_to_ms, now_iso
 from .adopt import AdoptReport, adopt
 from .autobatch import autobatched
+from .bulk import run_commands
 from .codec import Subject, decode_batch, decode_notify, decode_request, decode_timeline_entry
 from .errors import (
     AlreadyResolvedError,
@@ -510,12 +511,12 @@ class StreamState:
     async def acquire_lease(self, name: str, ttl_ms: int) -> str | None:
         """Claim `name` for `ttl_ms` unless someone holds it; the token to release it with, or `None`."""
         token = os.urandom(12).hex()
-        taken = await self.redis.set(self.keys.lease(name), token, nx=True, px=ttl_ms)
+        taken = await self._io.execute_command("SET", self.keys.lease(name), token, "PX", ttl_ms, "NX")
         return token if taken else None
 
     async def release_lease(self, name: str, token: str) -> None:
         """Give a lease back, if it is still ours."""
-        await self.redis.execute_command("EVAL", RELEASE_LUA, 1, self.keys.lease(name), token)
+        await self._io.execute_command("EVAL", RELEASE_LUA, 1, self.keys.lease(name), token)
 
     # --- history --------------------------------------------------------------------------------------
     @_bounded
@@ -534,13 +535,11 @@ class StreamState:
         positions = [text(p) for p in await self._io.lrange(self.keys.audit(subject_id), 0, -1)]
         if not positions:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for position in positions:
-            pipe.xrange(self.keys.events, min=position, max=position)
-        found = await pipe.execute()
+        events = self.keys.events
+        found = await run_commands(self._io, [("XRANGE", events, position, position) for position in positions])
         return [
             ev.AuditRecord(position=text(rows[0][0]), event=ev.decode_event(_field(rows[0][1])))
-            for rows in found
+            for rows in _checked(found)
             if rows
         ]
 
@@ -577,6 +576,13 @@ class StreamState:
         report = await adopt(self.redis, self.keys, self.projector, progress=progress)
         self._ready = False
         return report
+
+
+def _checked(replies: builtins.list[Any]) -> builtins.list[Any]:
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
 
 
 def _field(fields: Any) -> bytes | str:

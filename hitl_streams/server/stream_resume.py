@@ -32,6 +32,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from .._cancel import reraise_lost_cancel
+from ..autobatch import autobatched
 from ..events import RequestResolved, RequestTimedOut, ResumeAttempted, ResumeFailed, ResumeSucceeded, decode_event
 from ..keys import Keys
 from ..replies import text
@@ -75,6 +76,7 @@ class StreamResumeQueue:
         include_timeouts: bool = True,
     ) -> None:
         self._redis = redis
+        self._acks = autobatched(redis)  # XACK, one per job: on the batching link, not a pool round trip
         self._keys = keys
         self._state = state
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
@@ -154,7 +156,7 @@ class StreamResumeQueue:
 
     async def done(self, job: ResumeJob) -> None:
         if job.handle:
-            await self._redis.xack(self._stream, self._group, job.handle)
+            await self._acks.xack(self._stream, self._group, job.handle)
             self._inflight.discard(job.handle)
 
     # --- reading ----------------------------------------------------------------------------------------
