@@ -360,12 +360,12 @@ class Core:
             try:
                 await self.state.create(record)
             except DuplicateTokenError:
-                # Another process created it a moment ago and is delivering it: report, do not deliver.
+                # Another process created it a moment ago: answer like a retry, which waits for that
+                # process's delivery through the delivery lease (or delivers, if that process died).
                 existing = await self.state.find_by_token(body.token)
                 if existing is None:
                     raise
-                _check_same_request(existing, body)
-                return Anchor(existing.id, existing.external_id or "")
+                return await self._create_again(existing, body)
             ref = await self._deliver_once(
                 record.id, route, body.message, body.actions, body.context, thread=self._thread(anchor, route)
             )

@@ -52,6 +52,37 @@ async def test_a_retry_on_another_replica_waits_for_the_delivery_in_flight(state
     assert len(first_chat.sent) + len(second_chat.sent) == 1
 
 
+async def test_simultaneous_first_creates_on_two_replicas_deliver_once_and_agree(state: State) -> None:
+    """Both replicas receive the first POST of one token at the same moment: one record, one delivery, and
+    every caller gets the same id and the delivered external id (not an empty one)."""
+    first_chat, second_chat = RecordingAdapter("chat"), RecordingAdapter("chat")
+    first = Hitl(state=state, adapters=[first_chat], secret="")
+    second = Hitl(state=state, adapters=[second_chat], secret="")
+    gates = [first_chat.pause("send"), second_chat.pause("send")]
+    async with first, second:
+        http_first: Any = _client(first)
+        http_second: Any = _client(second)
+        a, b = await anext(http_first), await anext(http_second)
+        try:
+            posts = [asyncio.create_task(c.post(f"{API}/requests", json=BODY)) for c in (a, b, a, b, a, b)]
+            for _ in range(2000):  # until one replica's delivery is under way
+                if first_chat.sent or second_chat.sent:
+                    break
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.05)
+            assert not any(p.done() for p in posts)  # nobody answers before the delivery is done
+            for gate in gates:
+                gate.set()
+            responses = await asyncio.gather(*posts)
+        finally:
+            await a.aclose()
+            await b.aclose()
+    assert [r.status_code for r in responses] == [201] * 6
+    bodies = [r.json() for r in responses]
+    assert all(body == bodies[0] for body in bodies) and bodies[0]["externalRef"]
+    assert len(first_chat.sent) + len(second_chat.sent) == 1
+
+
 async def test_a_failed_delivery_frees_the_request_for_the_next_retry(state: State) -> None:
     """The channel failed (502): the retry delivers at once, without waiting for a lease to lapse."""
     chat = RecordingAdapter("chat")
