@@ -16,9 +16,9 @@ from ._cancel import reraise_lost_cancel
 from .errors import SchemaError
 from .keys import Keys
 
-__all__ = ["RELEASE_LUA", "hold", "prefix_lock", "write_pause"]
+__all__ = ["RELEASE_LUA", "RENEW_LUA", "hold", "prefix_lock", "write_pause"]
 
-_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+RENEW_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 RELEASE_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
@@ -52,7 +52,7 @@ async def hold(redis: Any, key: str, token: str, ttl_ms: int) -> AsyncIterator[N
     async def renew() -> None:
         while True:
             await asyncio.sleep(ttl_ms / 3000)
-            await redis.execute_command("EVAL", _RENEW, 1, key, token, ttl_ms)
+            await redis.execute_command("EVAL", RENEW_LUA, 1, key, token, ttl_ms)
             reraise_lost_cancel()
 
     renewer = asyncio.create_task(renew())

@@ -113,6 +113,14 @@ class InMemoryState:
         self._leases[name] = (token, now + ttl_ms / 1000)
         return token
 
+    async def renew_lease(self, name: str, token: str, ttl_ms: int) -> bool:
+        """Extend a lease we hold to `ttl_ms` from now; False if it is no longer ours."""
+        held = self._leases.get(name)
+        if held is None or held[0] != token or held[1] <= time.monotonic():
+            return False
+        self._leases[name] = (token, time.monotonic() + ttl_ms / 1000)
+        return True
+
     async def release_lease(self, name: str, token: str) -> None:
         """Give a lease back, if it is still ours."""
         if self._leases.get(name, ("", 0.0))[0] == token:

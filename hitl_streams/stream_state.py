@@ -33,7 +33,7 @@ from .errors import (
     ValidationError,
 )
 from .keys import DEFAULT_TABLE, Keys
-from .locks import RELEASE_LUA
+from .locks import RELEASE_LUA, RENEW_LUA
 from .namespaces import validate_namespace
 from .pagination import build_page, clamp_limit, decode_cursor
 from .projection import Projector
@@ -513,6 +513,11 @@ class StreamState:
         token = os.urandom(12).hex()
         taken = await self._io.execute_command("SET", self.keys.lease(name), token, "PX", ttl_ms, "NX")
         return token if taken else None
+
+    async def renew_lease(self, name: str, token: str, ttl_ms: int) -> bool:
+        """Extend a lease we hold to `ttl_ms` from now; False if it is no longer ours."""
+        renewed = await self._io.execute_command("EVAL", RENEW_LUA, 1, self.keys.lease(name), token, ttl_ms)
+        return bool(renewed)
 
     async def release_lease(self, name: str, token: str) -> None:
         """Give a lease back, if it is still ours."""

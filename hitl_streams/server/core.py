@@ -31,6 +31,7 @@ import msgspec
 from msgspec import UNSET
 
 from .. import events as ev
+from .._cancel import reraise_lost_cancel
 from .._time import now_iso
 from ..actions import Action, Field, action_by_id
 from ..errors import (
@@ -304,12 +305,16 @@ class Core:
             current = await self.state.get(request_id)
             if current is not None and current.external_id is not None:
                 return current.external_id
+        renewing = asyncio.create_task(self._renew_lease(name, lease)) if lease else None
         try:
             current = await self.state.get(request_id)
             if current is not None and current.external_id is not None:
                 return current.external_id  # the holder finished just before we took the lease
             return await self._deliver(request_id, route, message, actions, context, thread=thread)
         finally:
+            if renewing is not None:
+                renewing.cancel()
+                await asyncio.wait([renewing])
             await self._release_lease(name, lease)
 
     async def _acquire_lease(self, name: str) -> str | None:
@@ -318,6 +323,20 @@ class Core:
             return ""
         token: str | None = await acquire(name, _DELIVERY_LEASE_MS)
         return token
+
+    async def _renew_lease(self, name: str, token: str) -> None:
+        """Keep the delivery lease while a slow channel sends: a retry elsewhere waits, not delivers again."""
+        renew = getattr(self.state, "renew_lease", None)
+        if renew is None:
+            return
+        while True:
+            await asyncio.sleep(_DELIVERY_LEASE_MS / 3000)
+            try:
+                if not await renew(name, token, _DELIVERY_LEASE_MS):
+                    return  # lost (it lapsed): nothing left to keep
+            except Exception:
+                log.warning("hitl: could not renew the delivery lease %s", name, exc_info=True)
+            reraise_lost_cancel()
 
     async def _release_lease(self, name: str, token: str) -> None:
         release = getattr(self.state, "release_lease", None)

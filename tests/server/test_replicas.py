@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 
 from hitl_streams import State
-from hitl_streams.server import Hitl
+from hitl_streams.server import Hitl, core
 from hitl_streams.testing.recording import RecordingAdapter
 
 API = "/.well-known/hitl/v1"
@@ -80,6 +81,39 @@ async def test_simultaneous_first_creates_on_two_replicas_deliver_once_and_agree
     assert [r.status_code for r in responses] == [201] * 6
     bodies = [r.json() for r in responses]
     assert all(body == bodies[0] for body in bodies) and bodies[0]["externalRef"]
+    assert len(first_chat.sent) + len(second_chat.sent) == 1
+
+
+async def test_a_delivery_slower_than_the_lease_keeps_it(state: State, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The channel takes longer than the lease's time to live: the holder renews it, so a retry on the other
+    replica still waits for that delivery instead of sending a second message."""
+    monkeypatch.setattr(core, "_DELIVERY_LEASE_MS", 150)
+    first_chat, second_chat = RecordingAdapter("chat"), RecordingAdapter("chat")
+    first = Hitl(state=state, adapters=[first_chat], secret="")
+    second = Hitl(state=state, adapters=[second_chat], secret="")
+    gate = first_chat.pause("send")
+    async with first, second:
+        http_first: Any = _client(first)
+        http_second: Any = _client(second)
+        a, b = await anext(http_first), await anext(http_second)
+        try:
+            original = asyncio.create_task(a.post(f"{API}/requests", json=BODY))
+            for _ in range(2000):
+                if first_chat.sent:
+                    break
+                await asyncio.sleep(0.001)
+            assert first_chat.sent, "the first delivery never started"
+            await asyncio.sleep(0.6)  # four times the lease's time to live
+            retry = asyncio.create_task(b.post(f"{API}/requests", json=BODY))
+            await asyncio.sleep(0.3)
+            assert not retry.done()
+            gate.set()
+            responses = await asyncio.gather(original, retry)
+        finally:
+            await a.aclose()
+            await b.aclose()
+    assert [r.status_code for r in responses] == [201, 201]
+    assert responses[0].json() == responses[1].json()
     assert len(first_chat.sent) + len(second_chat.sent) == 1
 
 
