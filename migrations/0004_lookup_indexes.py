@@ -36,6 +36,8 @@ def project(change: Change, ops: Ops) -> None:
                     ops.zadd(keys.idx_batch(after.batch_id), after.batch_index, after.id)
             if imported is not None and not isinstance(imported.ext_index, UnsetType):
                 values, seen = imported.ext_index, []
+            elif old is not None and after.external_id == old.external_id and after.external_ids == old.external_ids:
+                return  # no new external id (a resolve): nothing to index
             else:
                 values, seen = _external_values(after), _external_values(old)
             for value in values:
