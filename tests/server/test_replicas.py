@@ -5,6 +5,7 @@ delivery)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,36 +19,49 @@ from hitl_streams.testing.recording import RecordingAdapter
 API = "/.well-known/hitl/v1"
 BODY = {"token": "tok-r", "message": "Ship it?", "actions": [{"id": "approve"}], "channel": "chat"}
 
+Replicas = tuple[RecordingAdapter, RecordingAdapter, httpx.AsyncClient, httpx.AsyncClient]
+
 
 async def _client(server: Hitl) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=server.asgi), base_url="http://h") as http:
         yield http
 
 
-async def test_a_retry_on_another_replica_waits_for_the_delivery_in_flight(state: State) -> None:
+@contextlib.asynccontextmanager
+async def _replicas(state: State) -> AsyncIterator[Replicas]:
+    """Two servers on `state`, each with its own recording "chat" channel, and an HTTP client for each."""
     first_chat, second_chat = RecordingAdapter("chat"), RecordingAdapter("chat")
     first = Hitl(state=state, adapters=[first_chat], secret="")
     second = Hitl(state=state, adapters=[second_chat], secret="")
-    gate = first_chat.pause("send")
     async with first, second:
         http_first: Any = _client(first)
         http_second: Any = _client(second)
         a, b = await anext(http_first), await anext(http_second)
         try:
-            original = asyncio.create_task(a.post(f"{API}/requests", json=BODY))
-            for _ in range(2000):  # until the first replica's delivery is under way
-                if first_chat.sent:
-                    break
-                await asyncio.sleep(0.001)
-            assert first_chat.sent, "the first delivery never started"
-            retry = asyncio.create_task(b.post(f"{API}/requests", json=BODY))
-            await asyncio.sleep(0.1)
-            assert not retry.done()  # waits for the other replica instead of delivering again
-            gate.set()
-            responses = await asyncio.gather(original, retry)
+            yield first_chat, second_chat, a, b
         finally:
             await a.aclose()
             await b.aclose()
+
+
+async def _until_sending(*chats: RecordingAdapter) -> None:
+    for _ in range(2000):
+        if any(chat.sent for chat in chats):
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("no delivery started")
+
+
+async def test_a_retry_on_another_replica_waits_for_the_delivery_in_flight(state: State) -> None:
+    async with _replicas(state) as (first_chat, second_chat, a, b):
+        gate = first_chat.pause("send")
+        original = asyncio.create_task(a.post(f"{API}/requests", json=BODY))
+        await _until_sending(first_chat)
+        retry = asyncio.create_task(b.post(f"{API}/requests", json=BODY))
+        await asyncio.sleep(0.1)
+        assert not retry.done()  # waits for the other replica instead of delivering again
+        gate.set()
+        responses = await asyncio.gather(original, retry)
     assert [r.status_code for r in responses] == [201, 201]
     assert responses[0].json() == responses[1].json()
     assert len(first_chat.sent) + len(second_chat.sent) == 1
@@ -56,28 +70,15 @@ async def test_a_retry_on_another_replica_waits_for_the_delivery_in_flight(state
 async def test_simultaneous_first_creates_on_two_replicas_deliver_once_and_agree(state: State) -> None:
     """Both replicas receive the first POST of one token at the same moment: one record, one delivery, and
     every caller gets the same id and the delivered external id (not an empty one)."""
-    first_chat, second_chat = RecordingAdapter("chat"), RecordingAdapter("chat")
-    first = Hitl(state=state, adapters=[first_chat], secret="")
-    second = Hitl(state=state, adapters=[second_chat], secret="")
-    gates = [first_chat.pause("send"), second_chat.pause("send")]
-    async with first, second:
-        http_first: Any = _client(first)
-        http_second: Any = _client(second)
-        a, b = await anext(http_first), await anext(http_second)
-        try:
-            posts = [asyncio.create_task(c.post(f"{API}/requests", json=BODY)) for c in (a, b, a, b, a, b)]
-            for _ in range(2000):  # until one replica's delivery is under way
-                if first_chat.sent or second_chat.sent:
-                    break
-                await asyncio.sleep(0.001)
-            await asyncio.sleep(0.05)
-            assert not any(p.done() for p in posts)  # nobody answers before the delivery is done
-            for gate in gates:
-                gate.set()
-            responses = await asyncio.gather(*posts)
-        finally:
-            await a.aclose()
-            await b.aclose()
+    async with _replicas(state) as (first_chat, second_chat, a, b):
+        gates = [first_chat.pause("send"), second_chat.pause("send")]
+        posts = [asyncio.create_task(c.post(f"{API}/requests", json=BODY)) for c in (a, b, a, b, a, b)]
+        await _until_sending(first_chat, second_chat)
+        await asyncio.sleep(0.05)
+        assert not any(p.done() for p in posts)  # nobody answers before the delivery is done
+        for gate in gates:
+            gate.set()
+        responses = await asyncio.gather(*posts)
     assert [r.status_code for r in responses] == [201] * 6
     bodies = [r.json() for r in responses]
     assert all(body == bodies[0] for body in bodies) and bodies[0]["externalRef"]
@@ -88,30 +89,16 @@ async def test_a_delivery_slower_than_the_lease_keeps_it(state: State, monkeypat
     """The channel takes longer than the lease's time to live: the holder renews it, so a retry on the other
     replica still waits for that delivery instead of sending a second message."""
     monkeypatch.setattr(core, "_DELIVERY_LEASE_MS", 150)
-    first_chat, second_chat = RecordingAdapter("chat"), RecordingAdapter("chat")
-    first = Hitl(state=state, adapters=[first_chat], secret="")
-    second = Hitl(state=state, adapters=[second_chat], secret="")
-    gate = first_chat.pause("send")
-    async with first, second:
-        http_first: Any = _client(first)
-        http_second: Any = _client(second)
-        a, b = await anext(http_first), await anext(http_second)
-        try:
-            original = asyncio.create_task(a.post(f"{API}/requests", json=BODY))
-            for _ in range(2000):
-                if first_chat.sent:
-                    break
-                await asyncio.sleep(0.001)
-            assert first_chat.sent, "the first delivery never started"
-            await asyncio.sleep(0.6)  # four times the lease's time to live
-            retry = asyncio.create_task(b.post(f"{API}/requests", json=BODY))
-            await asyncio.sleep(0.3)
-            assert not retry.done()
-            gate.set()
-            responses = await asyncio.gather(original, retry)
-        finally:
-            await a.aclose()
-            await b.aclose()
+    async with _replicas(state) as (first_chat, second_chat, a, b):
+        gate = first_chat.pause("send")
+        original = asyncio.create_task(a.post(f"{API}/requests", json=BODY))
+        await _until_sending(first_chat)
+        await asyncio.sleep(0.6)  # four times the lease's time to live
+        retry = asyncio.create_task(b.post(f"{API}/requests", json=BODY))
+        await asyncio.sleep(0.3)
+        assert not retry.done()
+        gate.set()
+        responses = await asyncio.gather(original, retry)
     assert [r.status_code for r in responses] == [201, 201]
     assert responses[0].json() == responses[1].json()
     assert len(first_chat.sent) + len(second_chat.sent) == 1
