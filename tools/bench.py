@@ -14,11 +14,13 @@ Starts its own `redis-server` (from PATH, on a free loopback port, `--save "" --
 
 `vs_limit` is the op's ops/s over the `evalsha_noop` limit at the same concurrency (one redis-py EVALSHA
 of a trivial script per operation, same client settings, same run). A human-readable table with the
-TypeScript `IoredisState` reference figures goes to stderr.
+TypeScript `IoredisState` reference figures goes to stderr. `resolve` resolves requests the same state
+created (it knows their bytes: one round trip); `resolve_uncached` does it as a replica that never saw them.
 
     python tools/bench.py                 # N=20000, concurrency 1 and 64
     python tools/bench.py --quick         # small N, one repetition: a smoke run
     python tools/bench.py --only create,resolve,get --concurrency 64
+    python tools/bench.py --loop uvloop   # on uvloop, as `hitl-streams serve` runs when it is installed
 """
 
 from __future__ import annotations
