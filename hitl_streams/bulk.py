@@ -19,7 +19,7 @@ from typing import Any
 from .autobatch import AutoBatchRedis, autobatched
 from .projection import Op
 
-__all__ = ["NetOps", "run_commands"]
+__all__ = ["NetOps", "checked", "run_commands"]
 
 _CHUNK = 512
 """Arguments pairs per MSET/ZADD command: big enough to amortise, small enough not to stall the server."""
@@ -37,6 +37,14 @@ async def run_commands(redis: Any, commands: Sequence[Sequence[Any]]) -> list[An
     for command in commands:
         pipe.execute_command(*command)
     return list(await pipe.execute(raise_on_error=False))
+
+
+def checked(replies: list[Any]) -> list[Any]:
+    """`replies` of `run_commands`, after raising the first error reply among them."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
 
 
 class NetOps:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import events as ev
-from .bulk import NetOps, run_commands
+from .bulk import NetOps, checked, run_commands
 from .codec import Subject
 from .keys import Keys
 from .locks import prefix_lock, write_pause
@@ -206,7 +206,7 @@ async def replay_into(
     total = int(await redis.xlen(source.events))
     start, done, written, last = "-" if after is None else "(" + after, 0, 0, None
     while True:
-        (rows,) = _checked(await run_commands(redis, [("XRANGE", source.events, start, "+", "COUNT", batch_size)]))
+        (rows,) = checked(await run_commands(redis, [("XRANGE", source.events, start, "+", "COUNT", batch_size)]))
         if not rows:
             break
         batch = [(text(pos), ev.decode_event(event_field(fields))) for pos, fields in rows]
@@ -214,7 +214,7 @@ async def replay_into(
         cache: dict[str, Subject | None] = {}
         if refs:
             names = list(refs)
-            (values,) = _checked(await run_commands(redis, [("MGET", *names)]))
+            (values,) = checked(await run_commands(redis, [("MGET", *names)]))
             for name, raw in zip(names, values, strict=True):
                 cache[name] = None if raw is None else refs[name](raw)
         projected: list[tuple[Ops, str]] = []
@@ -232,7 +232,7 @@ async def replay_into(
             commands = net.commands()
         except TypeError:  # a key written as two types (a damaged history): apply every write in order
             commands = [cmd for ops, position in projected for cmd in _op_commands(ops, position)]
-        _checked(await run_commands(redis, commands))
+        checked(await run_commands(redis, commands))
         done += len(batch)
         last = batch[-1][0]
         start = "(" + last
@@ -241,13 +241,6 @@ async def replay_into(
         if len(rows) < batch_size:
             break
     return ReplayStats(done, written, time.perf_counter() - started, last)
-
-
-def _checked(replies: list[Any]) -> list[Any]:
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-    return replies
 
 
 def _op_commands(ops: Ops, position: str) -> list[tuple[Any, ...]]:
@@ -378,7 +371,7 @@ async def _rename_over(redis: Any, scratch: Keys, keys: Keys, names: list[str]) 
 
 
 async def _drop_missing(redis: Any, keys: Keys, scratch: Keys, names: list[str]) -> None:
-    found = _checked(await run_commands(redis, [("EXISTS", _twin(name, keys, scratch)) for name in names]))
+    found = checked(await run_commands(redis, [("EXISTS", _twin(name, keys, scratch)) for name in names]))
     gone = [n for n, exists in zip(names, found, strict=True) if not exists]
     if gone:
         await redis.delete(*gone)

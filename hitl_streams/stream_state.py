@@ -20,7 +20,7 @@ from ._slots import Slots
 from ._time import iso_to_ms, now_iso
 from .adopt import AdoptReport, adopt
 from .autobatch import autobatched
-from .bulk import run_commands
+from .bulk import checked, run_commands
 from .codec import Subject, decode_batch, decode_notify, decode_request, decode_timeline_entry
 from .errors import (
     AlreadyResolvedError,
@@ -544,7 +544,7 @@ class StreamState:
         found = await run_commands(self._io, [("XRANGE", events, position, position) for position in positions])
         return [
             ev.AuditRecord(position=text(rows[0][0]), event=ev.decode_event(_field(rows[0][1])))
-            for rows in _checked(found)
+            for rows in checked(found)
             if rows
         ]
 
@@ -581,13 +581,6 @@ class StreamState:
         report = await adopt(self.redis, self.keys, self.projector, progress=progress)
         self._ready = False
         return report
-
-
-def _checked(replies: builtins.list[Any]) -> builtins.list[Any]:
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-    return replies
 
 
 def _field(fields: Any) -> bytes | str:
