@@ -20,6 +20,10 @@ _ENTRY_OVERHEAD = 160
 """Rough bytes of Python overhead per entry (the dict slot, the key and value objects)."""
 
 
+def _cost(key: str, raw: bytes | str) -> int:
+    return len(raw) + len(key) + _ENTRY_OVERHEAD
+
+
 class SubjectCache:
     """A byte-bounded LRU map of Redis key -> stored bytes. `max_bytes=0` turns it off."""
 
@@ -45,23 +49,20 @@ class SubjectCache:
         return raw
 
     def put(self, key: str, raw: bytes | str) -> None:
-        cost = len(raw) + len(key) + _ENTRY_OVERHEAD
+        self.drop(key)
+        cost = _cost(key, raw)
         if cost > self._max_bytes:
-            self.drop(key)
             return
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self._size -= len(old) + len(key) + _ENTRY_OVERHEAD
         self._entries[key] = raw
         self._size += cost
         while self._size > self._max_bytes:
             evicted, value = self._entries.popitem(last=False)
-            self._size -= len(value) + len(evicted) + _ENTRY_OVERHEAD
+            self._size -= _cost(evicted, value)
 
     def drop(self, key: str) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
-            self._size -= len(old) + len(key) + _ENTRY_OVERHEAD
+            self._size -= _cost(key, old)
 
     def clear(self) -> None:
         self._entries.clear()
