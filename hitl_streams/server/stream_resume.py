@@ -151,8 +151,8 @@ class StreamResumeQueue:
         return None
 
     async def renew(self, job: ResumeJob) -> None:
-        if job.handle:
-            await self._redis.xclaim(self._stream, self._group, self.consumer, 0, [job.handle], justid=True)
+        """Nothing to do: the heartbeat re-claims every entry in flight, this one included."""
+        return None
 
     async def done(self, job: ResumeJob) -> None:
         if job.handle:
