@@ -253,6 +253,9 @@ def _actor(event: ev.Event) -> str:
 def describe(event: ev.Event) -> str:
     """The details column of `audit`: what the event says, in one line."""
     data: dict[str, Any] = msgspec.to_builtins(event)
+    if isinstance(event, ev.RequestCreated):  # history keeps the request; show the record it created
+        data.pop("request", None)
+        data["record"] = msgspec.to_builtins(event.record)
     for envelope in ("type", "v", "at", "actor"):
         data.pop(envelope, None)
     record = data.pop("record", None) or data.pop("entry", None)

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .records import BatchRecord, HumanRequestRecord, NotifyDeliveryRecord, TimelineEntry
+from .records import BatchRecord, HumanRequestRecord, NewHumanRequest, NotifyDeliveryRecord, TimelineEntry
 from .results import Resolved, Reviewer, TimedOut
 
 __all__ = [
@@ -73,11 +73,40 @@ class _Base(msgspec.Struct, tag_field="type", kw_only=True, rename="camel"):
 
 # --- state events: each changes the projection ----------------------------------------------------------
 class RequestCreated(_Base, tag="request.created", kw_only=True):
-    record: HumanRequestRecord
+    """A new pending request. History keeps what the caller asked for (`request`); the stored record adds
+    only `status: "pending"` and `createdAt`, which is the event's `at`, so the event does not repeat them."""
+
+    request: NewHumanRequest | UnsetType = UNSET
+    legacy_record: HumanRequestRecord | UnsetType = msgspec.field(default=UNSET, name="record")
+    """Earlier builds stored the whole record here. Still read, for the histories they wrote; never written."""
+
+    @property
+    def record(self) -> HumanRequestRecord:
+        """The record this event creates."""
+        if not isinstance(self.legacy_record, UnsetType):
+            return self.legacy_record
+        new = self.request
+        if isinstance(new, UnsetType):
+            raise msgspec.ValidationError("request.created event without a request")
+        return HumanRequestRecord(
+            id=new.id,
+            token=new.token,
+            channel=new.channel,
+            namespace=new.namespace,
+            message=new.message,
+            actions=new.actions,
+            context=new.context,
+            status="pending",
+            created_at=self.at,
+            batch_id=new.batch_id,
+            batch_index=new.batch_index,
+        )
 
     def subjects(self) -> tuple[str, ...]:
-        batch = self.record.batch_id
-        return (self.record.id,) if batch is None else (self.record.id, batch)
+        new = self.request if isinstance(self.legacy_record, UnsetType) else self.legacy_record
+        if isinstance(new, UnsetType):
+            return ()
+        return (new.id,) if new.batch_id is None else (new.id, new.batch_id)
 
 
 class RequestExternalIdSet(_Base, tag="request.external_id_set", kw_only=True):
@@ -90,19 +119,28 @@ class RequestExternalIdSet(_Base, tag="request.external_id_set", kw_only=True):
         return (self.id,)
 
 
-class RequestResolved(_Base, tag="request.resolved", kw_only=True):
+class _Resolution(_Base, kw_only=True):
+    """A decision on a request. It takes effect at the event's `at`: that is the record's `resolvedAt`."""
+
+    legacy_resolved_at: str | UnsetType = msgspec.field(default=UNSET, name="resolvedAt")
+    """Earlier builds repeated `at` here. Still read, for the histories they wrote; never written."""
+
+    @property
+    def resolved_at(self) -> str:
+        return self.at if isinstance(self.legacy_resolved_at, UnsetType) else self.legacy_resolved_at
+
+
+class RequestResolved(_Resolution, tag="request.resolved", kw_only=True):
     id: str
     result: Resolved
-    resolved_at: str
 
     def subjects(self) -> tuple[str, ...]:
         return (self.id,)
 
 
-class RequestTimedOut(_Base, tag="request.timed_out", kw_only=True):
+class RequestTimedOut(_Resolution, tag="request.timed_out", kw_only=True):
     id: str
     result: TimedOut
-    resolved_at: str
 
     def subjects(self) -> tuple[str, ...]:
         return (self.id,)
@@ -340,8 +378,8 @@ def resolution_event(request_id: str, result: Resolved | TimedOut, at: str) -> R
     """The event recording a decision; a resolution's reviewer (`by`) is its actor."""
     if isinstance(result, Resolved):
         actor = result.by if result.by is not None else UNSET
-        return RequestResolved(at=at, actor=actor, id=request_id, result=result, resolved_at=at)
-    return RequestTimedOut(at=at, id=request_id, result=result, resolved_at=at)
+        return RequestResolved(at=at, actor=actor, id=request_id, result=result)
+    return RequestTimedOut(at=at, id=request_id, result=result)
 
 
 def encode_event(event: Event) -> bytes:

@@ -133,22 +133,10 @@ class InMemoryState:
             raise DuplicateTokenError(self._tokens[record.token])
         if record.id in self._requests:
             raise DuplicateRequestError("Human request", record.id)
-        stored = HumanRequestRecord(
-            id=record.id,
-            token=record.token,
-            channel=record.channel,
-            namespace=record.namespace,
-            message=record.message,
-            actions=record.actions,
-            context=record.context,
-            status="pending",
-            created_at=now_iso(),
-            batch_id=record.batch_id,
-            batch_index=record.batch_index,
-        )
-        self._requests[record.id] = _copy(stored)
+        event = ev.RequestCreated(at=now_iso(), request=_copy(record))
+        self._requests[record.id] = event.record
         self._tokens[record.token] = record.id
-        self._append(ev.RequestCreated(at=stored.created_at, record=stored))
+        self._append(event)
 
     async def get(self, request_id: str) -> HumanRequestRecord | None:
         record = self._requests.get(request_id)

@@ -252,21 +252,7 @@ class StreamState:
         token_key, req_key = self.keys.idx_token(record.token), self.keys.req(record.id)
 
         def make(_: Subject | None) -> ev.Event:
-            created_at = now_iso()
-            stored = HumanRequestRecord(
-                id=record.id,
-                token=record.token,
-                channel=record.channel,
-                namespace=record.namespace,
-                message=record.message,
-                actions=record.actions,
-                context=record.context,
-                status="pending",
-                created_at=created_at,
-                batch_id=record.batch_id,
-                batch_index=record.batch_index,
-            )
-            return ev.RequestCreated(at=created_at, record=stored)
+            return ev.RequestCreated(at=now_iso(), request=record)
 
         async def refused(guard: Guard) -> None:
             if guard.key == token_key:
