@@ -95,7 +95,7 @@ class AdoptReport:
     repaired: list[str] = field(default_factory=list)
     """Index keys whose content changed to match the records (legacy SET type, missing or stray members)."""
     added: list[str] = field(default_factory=list)
-    """Index keys the records imply that were missing (audit lists, which are always new, not counted)."""
+    """Index keys the records imply that were missing (the audit index, which is always new, not counted)."""
     dropped: list[str] = field(default_factory=list)
     """Keys removed: lookups and indexes pointing only at subjects that do not exist."""
     warnings: list[str] = field(default_factory=list)
@@ -135,7 +135,7 @@ class _Found:
 
 def _classify(suffix: str, kind: str) -> str:
     """The category of one key under the prefix, from its name and Redis type."""
-    if suffix == "events" or suffix.startswith(("meta:", "op:", "scratch:", "audit:")):
+    if suffix == "events" or suffix.startswith(("meta:", "op:", "scratch:", "audit:", "audits:")):
         return "ours"
     string, zset = kind == "string", kind == "zset"
     for category in ("req", "batch", "notify", "entry"):
@@ -389,7 +389,7 @@ async def adopt(
             report.events, report.last_position = stats.events, stats.last_position
             drift = DriftReport()
             await _compare(redis, keys, staging, drift)
-            audit = keys.prefix + ":audit:"
+            audit = (keys.prefix + ":audit:", keys.prefix + ":audits:")
             records = tuple(f"{keys.prefix}:{p}" for p in _KEY_PREFIX.values())
             report.added = [k for k in drift.missing if not k.startswith(audit)]
             report.dropped = sorted(set(report.dropped) | set(drift.extra))

@@ -8,7 +8,7 @@
   value of a STRING, each member's last score (or removal) in a ZSET, the union of a SET, the positions
   pushed onto a LIST in order. Applied to empty keys, or to keys only this replay writes, the result is
   the same as running every write in order, in far fewer commands (one MSET for a batch's records, one
-  ZADD per index, one RPUSH per audit list).
+  ZADD per index, one RPUSH per audit list, one script call per audit bucket).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from .autobatch import AutoBatchRedis, autobatched
 from .projection import Op
+from .scripts import APPEND_FIELDS_LUA
 
 __all__ = ["NetOps", "checked", "run_commands"]
 
@@ -50,13 +51,14 @@ def checked(replies: list[Any]) -> list[Any]:
 class NetOps:
     """The net effect of a sequence of projection ops (see module docs)."""
 
-    __slots__ = ("_kinds", "_lists", "_sets", "_strings", "_zsets")
+    __slots__ = ("_fields", "_kinds", "_lists", "_sets", "_strings", "_zsets")
 
     def __init__(self) -> None:
         self._strings: dict[str, bytes | str] = {}
         self._zsets: dict[str, dict[str | bytes, str | bytes | None]] = {}
         self._sets: dict[str, set[str | bytes]] = {}
         self._lists: dict[str, list[str]] = {}
+        self._fields: dict[str, dict[str | bytes, list[str]]] = {}
         self._kinds: dict[str, str] = {}
 
     def add(self, ops: Iterable[Op], position: str) -> int:
@@ -77,6 +79,8 @@ class NetOps:
                 self._zsets.setdefault(key, {})[args[0]] = None
             elif code == "A":
                 self._sets.setdefault(key, set()).add(args[0])
+            elif code == "H":
+                self._fields.setdefault(key, {}).setdefault(args[0], []).append(position)
             else:
                 self._lists.setdefault(key, []).append(position)
             count += 1
@@ -109,4 +113,16 @@ class NetOps:
             out.append(("SADD", key, *set_members))
         for key, positions in self._lists.items():
             out.append(("RPUSH", key, *positions))
+        hashes: list[str] = []
+        appends: list[Any] = []
+        for key, fields in self._fields.items():  # one script call for up to _CHUNK fields
+            hashes.append(key)
+            appends.append(len(fields))
+            for name, field_positions in fields.items():
+                appends += (name, " ".join(field_positions))
+            if len(appends) >= 2 * _CHUNK:
+                out.append(("EVAL", APPEND_FIELDS_LUA, len(hashes), *hashes, *appends))
+                hashes, appends = [], []
+        if hashes:
+            out.append(("EVAL", APPEND_FIELDS_LUA, len(hashes), *hashes, *appends))
         return out

@@ -11,7 +11,7 @@ State events change the projection (see `migrations/`). Audit events record what
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -66,15 +66,27 @@ class _Base(msgspec.Struct, tag_field="type", kw_only=True, rename="camel"):
     at: str
     actor: Reviewer | UnsetType = UNSET
 
+    about_request: ClassVar[bool] = False
+    """True when the first of `subjects()` is a request (the audit index keeps requests apart)."""
+
     def subjects(self) -> tuple[str, ...]:
         """Ids whose audit trail lists this event."""
         raise NotImplementedError
+
+    def request_id(self) -> str | None:
+        """The request this event is about, if it is about one."""
+        if not self.about_request:
+            return None
+        subjects = self.subjects()
+        return subjects[0] if subjects else None
 
 
 # --- state events: each changes the projection ----------------------------------------------------------
 class RequestCreated(_Base, tag="request.created", kw_only=True):
     """A new pending request. History keeps what the caller asked for (`request`); the stored record adds
     only `status: "pending"` and `createdAt`, which is the event's `at`, so the event does not repeat them."""
+
+    about_request = True
 
     request: NewHumanRequest | UnsetType = UNSET
     legacy_record: HumanRequestRecord | UnsetType = msgspec.field(default=UNSET, name="record")
@@ -110,6 +122,8 @@ class RequestCreated(_Base, tag="request.created", kw_only=True):
 
 
 class RequestExternalIdSet(_Base, tag="request.external_id_set", kw_only=True):
+    about_request = True
+
     id: str
     key: str
     """The channel ref the id belongs to; the record's own channel sets the primary `externalId` too."""
@@ -124,6 +138,8 @@ class _Resolution(_Base, kw_only=True):
 
     legacy_resolved_at: str | UnsetType = msgspec.field(default=UNSET, name="resolvedAt")
     """Earlier builds repeated `at` here. Still read, for the histories they wrote; never written."""
+
+    about_request = True
 
     @property
     def resolved_at(self) -> str:
@@ -186,6 +202,8 @@ class NotifyExternalIdSet(_Base, tag="notify.external_id_set", kw_only=True):
 
 # Adoption of an existing TypeScript deployment: history starts with one of these per stored subject.
 class RequestImported(_Base, tag="request.imported", kw_only=True):
+    about_request = True
+
     record: HumanRequestRecord
     token_index: list[str] | UnsetType = UNSET
     """Tokens whose `idx:token` key points at this request, when not just `[record.token]`: adoption keeps
@@ -235,22 +253,30 @@ class _Audit(_Base, kw_only=True):
 
 
 class RequestDelivered(_Audit, tag="request.delivered", kw_only=True):
+    about_request = True
+
     channel: str
     external_id: str | UnsetType = UNSET
 
 
 class RequestRedelivered(_Audit, tag="request.redelivered", kw_only=True):
+    about_request = True
+
     channel: str
     external_id: str | UnsetType = UNSET
 
 
 class RequestReminded(_Audit, tag="request.reminded", kw_only=True):
+    about_request = True
+
     channel: str
     message: str
     delivery_id: str | UnsetType = UNSET
 
 
 class RequestEscalated(_Audit, tag="request.escalated", kw_only=True):
+    about_request = True
+
     channel: str
     mode: str
     message: str | UnsetType = UNSET
@@ -297,14 +323,20 @@ class NotificationSent(_Audit, tag="notification.sent", kw_only=True):
 
 
 class ResumeAttempted(_Audit, tag="resume.attempted", kw_only=True):
+    about_request = True
+
     attempt: int
 
 
 class ResumeSucceeded(_Audit, tag="resume.succeeded", kw_only=True):
+    about_request = True
+
     attempt: int
 
 
 class ResumeFailed(_Audit, tag="resume.failed", kw_only=True):
+    about_request = True
+
     attempt: int
     error: str
     retry_in_ms: int | UnsetType = UNSET

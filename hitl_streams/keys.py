@@ -1,7 +1,7 @@
 """Every Redis key hitl-streams reads or writes, in one place.
 
 The projection keys are byte-identical to the TypeScript `@hitl-sdk/state-ioredis` layout (REF §4.2), so
-its `IoredisState` reads what we write. The keys we add (`events`, `audit:*`, `op:*`, `meta:*`) live under
+its `IoredisState` reads what we write. The keys we add (`events`, `audit:*`, `audits:*`, `op:*`, `meta:*`) live under
 the same prefix. With `cluster=True` the prefix is wrapped in a hash tag so every key of one prefix lives
 in one slot and every Lua script stays single-slot.
 """
@@ -9,13 +9,17 @@ in one slot and every Lua script stays single-slot.
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
 from .errors import ValidationError
 
-__all__ = ["DEFAULT_TABLE", "Keys", "table_prefix"]
+__all__ = ["AUDIT_BUCKETS", "DEFAULT_TABLE", "Keys", "table_prefix"]
 
 DEFAULT_TABLE = "hitl.human_requests"
+AUDIT_BUCKETS = 1024
+"""Requests' audit positions are spread over this many HASHes (`audits:{bucket}`), by CRC-32 of the id:
+one field per request costs ~60 bytes where a LIST of its own cost ~260."""
 _TABLE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*(\.[a-zA-Z_][a-zA-Z0-9_]*)?")
 
 
@@ -92,8 +96,14 @@ class Keys:
         return f"{self.prefix}:events"
 
     def audit(self, subject_id: str) -> str:
-        """LIST of stream ids of the events about one request, batch, notify delivery or thread."""
+        """LIST of stream ids of the events about one batch, notify delivery or thread (before step 0007,
+        about a request too)."""
         return f"{self.prefix}:audit:{subject_id}"
+
+    def audit_bucket(self, request_id: str) -> str:
+        """HASH whose field `request_id` holds the stream ids of the events about that request, space
+        separated, oldest first. The bucket is CRC-32 of the id (UTF-8) modulo `AUDIT_BUCKETS`, in hex."""
+        return f"{self.prefix}:audits:{zlib.crc32(request_id.encode()) % AUDIT_BUCKETS:03x}"
 
     def op(self, op_id: str) -> str:
         """Outcome of one write, kept briefly so a retried write returns it instead of running twice."""

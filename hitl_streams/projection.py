@@ -22,7 +22,8 @@ from .reducer import Change
 __all__ = ["Op", "Ops", "Projector", "Step", "load_steps", "migrations_dir"]
 
 Op = tuple[str, str, tuple[str | bytes, ...]]
-"""One write: (opcode, key, arguments). Opcodes: S set, Z zadd, R zrem, A sadd, P rpush position."""
+"""One write: (opcode, key, arguments). Opcodes: S set, Z zadd, R zrem, A sadd, P rpush position,
+H append position to a HASH field."""
 
 
 class Ops:
@@ -48,6 +49,14 @@ class Ops:
     def push_position(self, key: str) -> None:
         """Append the event's own stream id (known only once it is appended) to a LIST."""
         self.items.append(("P", key, ()))
+
+    def push_position_to_field(self, key: str, field: str) -> None:
+        """Append the event's own stream id to a HASH field's space-separated list of positions."""
+        self.items.append(("H", key, (field,)))
+
+    def drop(self, code: str, key: str) -> None:
+        """Withdraw an earlier step's write: how a later step supersedes it (steps are append-only)."""
+        self.items = [op for op in self.items if op[0] != code or op[1] != key]
 
     def __iter__(self) -> Iterator[Op]:
         return iter(self.items)

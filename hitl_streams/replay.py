@@ -28,6 +28,7 @@ from .locks import prefix_lock, write_pause
 from .projection import Ops, Projector
 from .reducer import apply, key_of, subject_ref
 from .replies import event_field, text
+from .scripts import APPEND_FIELDS_LUA
 
 __all__ = [
     "DriftReport",
@@ -254,6 +255,8 @@ def _op_commands(ops: Ops, position: str) -> list[tuple[Any, ...]]:
             out.append(("ZREM", key, args[0]))
         elif code == "A":
             out.append(("SADD", key, args[0]))
+        elif code == "H":
+            out.append(("EVAL", APPEND_FIELDS_LUA, 1, key, 1, args[0], position))
         else:
             out.append(("RPUSH", key, position))
     return out

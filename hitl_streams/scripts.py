@@ -5,6 +5,7 @@ ARGV: [op ttl seconds, event JSON, guard count, guards..., ops...]
   guard: "nx" keyIndex            the key must not exist
          "eq" keyIndex expected   the key must hold exactly `expected` (a compare-and-set on the bytes)
   op:    "S" k value | "Z" k score member | "R" k member | "A" k member | "P" k (RPUSH the new stream id)
+         | "H" k field (append the new stream id to a HASH field's space-separated positions)
 Reply: {1, id} written; {2, id} this op id already ran (a client retry), id is the first outcome;
        {0, n} guard n failed, nothing written.
 
@@ -24,7 +25,7 @@ from redis.exceptions import NoScriptError
 from .projection import Ops
 from .replies import text
 
-__all__ = ["COMMIT_LUA", "CommitOutcome", "CommitScript", "Guard"]
+__all__ = ["APPEND_FIELDS_LUA", "COMMIT_LUA", "CommitOutcome", "CommitScript", "Guard"]
 
 COMMIT_LUA = r"""
 local done = redis.call('GET', KEYS[2])
@@ -42,8 +43,8 @@ for g = 1, nguards do
   end
 end
 local first_op = i
-local want = {S = 'string', Z = 'zset', R = 'zset', A = 'set', P = 'list'}
-local width = {S = 3, Z = 4, R = 3, A = 3, P = 2}
+local want = {S = 'string', Z = 'zset', R = 'zset', A = 'set', P = 'list', H = 'hash'}
+local width = {S = 3, Z = 4, R = 3, A = 3, P = 2, H = 3}
 while i <= #ARGV do
   local op = ARGV[i]
   if not want[op] then return redis.error_reply('hitl: unknown projection op ' .. tostring(op)) end
@@ -62,6 +63,9 @@ while i <= #ARGV do
   elseif op == 'Z' then redis.call('ZADD', k, ARGV[i + 2], ARGV[i + 3])
   elseif op == 'R' then redis.call('ZREM', k, ARGV[i + 2])
   elseif op == 'A' then redis.call('SADD', k, ARGV[i + 2])
+  elseif op == 'H' then
+    local had = redis.call('HGET', k, ARGV[i + 2])
+    redis.call('HSET', k, ARGV[i + 2], had and (had .. ' ' .. id) or id)
   else redis.call('RPUSH', k, id) end
   i = i + width[op]
 end
@@ -69,6 +73,21 @@ redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
 return {1, id}
 """
 COMMIT_SHA = hashlib.sha1(COMMIT_LUA.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+APPEND_FIELDS_LUA = r"""
+local i = 1
+for k = 1, #KEYS do
+  for _ = 1, tonumber(ARGV[i]) do
+    local had = redis.call('HGET', KEYS[k], ARGV[i + 1])
+    redis.call('HSET', KEYS[k], ARGV[i + 1], had and (had .. ' ' .. ARGV[i + 2]) or ARGV[i + 2])
+    i = i + 2
+  end
+  i = i + 1
+end
+return #KEYS
+"""
+"""Replays: append positions to HASH fields. KEYS: hashes; ARGV, per hash in KEYS order: the number of
+fields n, then n pairs of field and positions (space separated)."""
 
 OP_TTL_SECONDS = 600
 """How long a write's outcome is kept for retries of that same write."""

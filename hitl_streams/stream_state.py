@@ -107,6 +107,11 @@ def default_projector() -> Projector:
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
+def _position_order(position: str) -> tuple[int, int]:
+    ms, _, seq = position.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def _check_fragment(what: str, value: object, limit: int = _MAX_ID) -> str:
     """Caller-supplied strings become key names: bound them and keep control characters out."""
     if not isinstance(value, str) or not value or len(value) > limit:
@@ -523,7 +528,23 @@ class StreamState:
         O(its own events) through the audit index."""
         if not self._ready:
             await self.ensure_schema()
-        positions = [text(p) for p in await self._io.lrange(self.keys.audit(subject_id), 0, -1)]
+        listed, field = checked(
+            await run_commands(
+                self._io,
+                [
+                    ("LRANGE", self.keys.audit(subject_id), 0, -1),
+                    ("HGET", self.keys.audit_bucket(subject_id), subject_id),
+                ],
+            )
+        )
+        # A request's events (field) and those of a batch, delivery or thread with the same id (LIST).
+        positions = [text(p) for p in listed]
+        if field is not None:
+            positions = (
+                sorted({*positions, *text(field).split(" ")}, key=_position_order)
+                if positions
+                else text(field).split(" ")
+            )
         if not positions:
             return []
         events = self.keys.events

@@ -21,7 +21,7 @@ def _random_ops(rng: random.Random, prefix: str, events: int) -> list[tuple[list
     for n in range(events):
         ops: list[Op] = []
         for _ in range(rng.randint(0, 6)):
-            kind = rng.choice("SZRAP")
+            kind = rng.choice("SZRAPH")
             key = f"{prefix}:{kind if kind != 'R' else 'Z'}{rng.randint(0, 3)}"
             member = f"m{rng.randint(0, 9)}"
             if kind == "S":
@@ -32,6 +32,8 @@ def _random_ops(rng: random.Random, prefix: str, events: int) -> list[tuple[list
                 ops.append(("R", key, (member,)))
             elif kind == "A":
                 ops.append(("A", key, (member,)))
+            elif kind == "H":
+                ops.append(("H", key, (f"f{rng.randint(0, 4)}",)))
             else:
                 ops.append(("P", key, ()))
         out.append((ops, f"{n + 1}-0"))

@@ -268,11 +268,11 @@ def test_adopt_a_typescript_deployment_then_verify_is_clean(
 def test_migrate_applies_then_reports_up_to_date(cli: Callable[..., Any]) -> None:
     status = cli("migrate", "--status")
     assert status.exit_code == 0
-    assert status.stdout.count("pending ") == 6 and "0001_records" in status.stdout
+    assert status.stdout.count("pending ") == 7 and "0001_records" in status.stdout
     applied = cli("migrate")
-    assert applied.exit_code == 0 and applied.stdout.startswith("applied 6 step(s): 0001_records")
+    assert applied.exit_code == 0 and applied.stdout.startswith("applied 7 step(s): 0001_records")
     again = cli("migrate")
-    assert again.stdout.startswith("up to date") and again.stdout.count("applied ") == 6
+    assert again.stdout.startswith("up to date") and again.stdout.count("applied ") == 7
 
 
 def test_errors_are_one_line_with_a_nonzero_exit(

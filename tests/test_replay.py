@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from hitl_streams import NewHumanRequest, StreamState, actions
+from hitl_streams import NewHumanRequest, StreamState, TimelineEntry, actions
 from hitl_streams import replay as replay_module
 
 pytestmark = pytest.mark.redis
@@ -38,9 +38,14 @@ async def test_a_changed_score_deep_in_a_long_index_is_drift(state: StreamState,
 
 
 async def test_a_long_list_with_one_more_item_is_drift(state: StreamState, redis: Redis) -> None:
-    await redis.rpush(state.keys.audit("r9"), *["0-1"] * 5)
+    for i in range(5):  # a thread's audit LIST, longer than a slice
+        await state.append_timeline(
+            TimelineEntry(id=f"e{i}", thread_id="t9", message="m", created_at="2026-11-25T17:03:04.512Z")
+        )
+    assert (await state.verify()).clean
+    await redis.rpush(state.keys.audit("t9"), "0-1")
     report = await state.verify()
-    assert report.differing == [state.keys.audit("r9")]
+    assert report.differing == [state.keys.audit("t9")]
 
 
 async def test_same_slices_walks_past_the_first_slice(redis: Redis, table_name: str) -> None:

@@ -78,14 +78,21 @@ async def test_a_new_step_is_applied_by_replaying_history(redis: Redis, table_na
     steps = load_steps()
     old = StreamState(redis, table_name=table_name, projector=Projector(steps[:-1]))
     await populate(old)
-    assert await redis.exists(old.keys.audit("r0")) == 0  # the old deployment has no audit index
+    # The old deployment (steps 0001-0006) keeps a request's audit positions in a LIST of its own.
+    assert await redis.exists(old.keys.audit("r0")) == 1
+    assert await redis.hget(old.keys.audit_bucket("r0"), "r0") is None
+    trail = await old.audit("r0")
 
     new = StreamState(redis, table_name=table_name)
     assert [s.id for s in (await new.schema_status()).pending] == [steps[-1].id]
     await new.ensure_schema()
     assert (await new.schema_status()).pending == []
     upgraded = await snapshot(redis, new.keys)
-    assert await redis.exists(new.keys.audit("r0")) == 1
+    assert await redis.exists(new.keys.audit("r0")) == 0  # step 0007 moved it into a bucket
+    assert (await redis.hget(new.keys.audit_bucket("r0"), "r0") or b"").decode().split(" ") == [
+        item.position for item in trail
+    ]
+    assert await new.audit("r0") == trail
     report = await new.verify()
     assert report.clean, report.to_dict()
     await new.rebuild()
