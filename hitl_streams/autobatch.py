@@ -321,13 +321,21 @@ class AutoBatchRedis(Redis):
         """Send `commands` together on the batching connection; their raw replies (no response callbacks),
         in order, an error reply as its exception instance. For bulk work on known, non-blocking
         commands (replays); the caller checks the replies."""
+        return await (await self.submit_raw(commands))
+
+    async def submit_raw(self, commands: Sequence[Sequence[Any]]) -> asyncio.Future[list[Any]]:
+        """`execute_raw` without the wait: `commands` are queued now, and the future of their replies is
+        returned. Groups submitted one after another reach Redis in that order, so a caller can keep
+        Redis busy with one group while it computes the next."""
         if not self._fast:
-            raise RuntimeError("execute_raw needs a RESP2, UTF-8 client")
+            raise RuntimeError("submit_raw needs a RESP2, UTF-8 client")
         link = await self._get_link()
-        pack = hiredis.pack_command
         if not commands:
-            return []
-        return await link.send_many([pack(tuple(command)) for command in commands])
+            done: asyncio.Future[list[Any]] = link.loop.create_future()
+            done.set_result([])
+            return done
+        pack = hiredis.pack_command
+        return link.send_many([pack(tuple(command)) for command in commands])
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         """Close the batching connection (the pool belongs to the wrapped client)."""

@@ -3,7 +3,9 @@
 - `run_commands(redis, commands)` sends a list of commands as one pipelined write and returns their raw
   replies in order (hiredis packs and parses them; no per-command redis-py machinery). It uses the
   batching connection of `hitl_streams.autobatch` when `redis` is a plain `redis.asyncio.Redis`, and a
-  redis-py non-transactional pipeline otherwise (cluster clients, other encodings).
+  redis-py non-transactional pipeline otherwise (cluster clients, other encodings). `send_commands` is
+  the same without the wait: it returns the future of the replies as soon as the commands are queued, so
+  a replay keeps Redis busy with one batch's writes while it computes the next batch.
 - `NetOps` folds the projection writes of a batch of events into their net effect per key: the last
   value of a STRING, each member's last score (or removal) in a ZSET, the union of a SET, the positions
   pushed onto a LIST in order. Applied to empty keys, or to keys only this replay writes, the result is
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,7 +23,7 @@ from .autobatch import AutoBatchRedis, autobatched
 from .projection import Op
 from .scripts import APPEND_FIELDS_LUA
 
-__all__ = ["NetOps", "checked", "run_commands"]
+__all__ = ["NetOps", "checked", "run_commands", "send_commands"]
 
 _CHUNK = 512
 """Arguments pairs per MSET/ZADD command: big enough to amortise, small enough not to stall the server."""
@@ -38,6 +41,18 @@ async def run_commands(redis: Any, commands: Sequence[Sequence[Any]]) -> list[An
     for command in commands:
         pipe.execute_command(*command)
     return list(await pipe.execute(raise_on_error=False))
+
+
+async def send_commands(redis: Any, commands: Sequence[Sequence[Any]]) -> asyncio.Future[list[Any]]:
+    """`run_commands`, returning once the commands are on their way: the future of their replies. On the
+    batching connection, groups sent one after another run in that order while the caller computes; any
+    other client (a cluster, a pipeline) runs them before this returns."""
+    batched = autobatched(redis)
+    if isinstance(batched, AutoBatchRedis) and batched._fast:
+        return await batched.submit_raw(commands)
+    replies: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+    replies.set_result(await run_commands(redis, commands))
+    return replies
 
 
 def checked(replies: list[Any]) -> list[Any]:

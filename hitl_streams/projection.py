@@ -56,7 +56,10 @@ class Ops:
 
     def drop(self, code: str, key: str) -> None:
         """Withdraw an earlier step's write: how a later step supersedes it (steps are append-only)."""
-        self.items = [op for op in self.items if op[0] != code or op[1] != key]
+        items = self.items
+        for i in range(len(items) - 1, -1, -1):  # usually the last few: the step just before wrote it
+            if items[i][1] == key and items[i][0] == code:
+                del items[i]
 
     def __iter__(self) -> Iterator[Op]:
         return iter(self.items)

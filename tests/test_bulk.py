@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from hitl_streams.bulk import NetOps, run_commands
+from hitl_streams.bulk import NetOps, run_commands, send_commands
 from hitl_streams.projection import Op
 from hitl_streams.replay import _op_commands, read_value
 
@@ -85,4 +85,22 @@ async def test_run_commands_through_a_plain_pipeline(redis_url: str, table_name:
         assert isinstance(replies[1], Exception) and "WRONGTYPE" in str(replies[1])
     finally:
         await client.delete(f"{table_name}:a")
+        await client.aclose()
+
+
+@pytest.mark.parametrize("batched", [True, False])
+async def test_groups_sent_before_any_reply_run_in_the_order_sent(
+    redis_url: str, table_name: str, batched: bool
+) -> None:
+    client: Any = Redis.from_url(redis_url) if batched else _OwnRedis.from_url(redis_url)
+    key = f"{table_name}:order"
+    try:
+        first = await send_commands(client, [("SET", key, "1"), ("GET", key)])
+        second = await send_commands(client, [("SET", key, "2"), ("GET", key)])
+        empty = await send_commands(client, [])
+        assert (await second)[1] == b"2"  # awaited first, answered as sent
+        assert (await first)[1] == b"1"
+        assert await empty == []
+    finally:
+        await client.delete(key)
         await client.aclose()

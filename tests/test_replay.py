@@ -1,7 +1,11 @@
-"""replay.verify compares long ZSETs and LISTs slice by slice (flat memory) and still finds drift in them."""
+"""replay.verify compares long ZSETs and LISTs slice by slice (flat memory) and still finds drift in them; a
+replay pauses the garbage collector only while it computes."""
 
 from __future__ import annotations
 
+import gc
+
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
@@ -56,3 +60,21 @@ async def test_same_slices_walks_past_the_first_slice(redis: Redis, table_name: 
     await redis.delete(b)
     await redis.rpush(b, *[str(i) for i in range(11)])
     assert await replay_module.same_slices(redis, "list", a, b, size=4)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_a_replay_leaves_the_garbage_collector_as_it_found_it(state: StreamState, enabled: bool) -> None:
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        await state.rebuild()
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
+
+
+async def test_a_replay_that_fails_turns_the_garbage_collector_back_on(state: StreamState, redis: Redis) -> None:
+    await redis.xadd(state.keys.events, {"event": b'{"type":"no.such.event","v":1,"at":"x"}'})
+    with pytest.raises(msgspec.ValidationError):
+        await state.verify()
+    assert gc.isenabled()
