@@ -1,16 +1,18 @@
-"""The one Lua script every write goes through: check, append the event, project it, all atomically.
+"""The Lua scripts of the write path. Every write goes through `COMMIT_LUA`: check, append the event,
+project it, all atomically. Replays append to audit fields with `APPEND_FIELDS_LUA`.
 
-KEYS: [stream, op key, every key a guard or op names...]
+KEYS: [stream, op key, then one key per guard and one per op, in their order (repeats allowed)]
 ARGV: [op ttl seconds, event JSON, guard count, guards..., ops...]
-  guard: "nx" keyIndex            the key must not exist
-         "eq" keyIndex expected   the key must hold exactly `expected` (a compare-and-set on the bytes)
-  op:    "S" k value | "Z" k score member | "R" k member | "A" k member | "P" k (RPUSH the new stream id)
-         | "H" k field (append the new stream id to a HASH field's space-separated positions)
+  guard: "nx"                     its key must not exist
+         "eq" expected            its key must hold exactly `expected` (a compare-and-set on the bytes)
+  op:    "S" value | "Z" score member | "R" member | "A" member | "P" (RPUSH the new stream id)
+         | "H" field (append the new stream id to a HASH field's space-separated positions)
 Reply: {1, id} written; {2, id} this op id already ran (a client retry), id is the first outcome;
        {0, n} guard n failed, nothing written.
 
 Key types are checked before the XADD: Redis does not roll a script back when a command fails midway, so
-every check that can fail runs before the first write.
+every check that can fail runs before the first write. Keys are named in KEYS, in use order, so the
+script works on Redis Cluster (one hash tag per prefix) and the client needs no index of them.
 """
 
 from __future__ import annotations
@@ -30,44 +32,43 @@ __all__ = ["APPEND_FIELDS_LUA", "COMMIT_LUA", "CommitOutcome", "CommitScript", "
 COMMIT_LUA = r"""
 local done = redis.call('GET', KEYS[2])
 if done then return {2, done} end
-local i = 4
+local i, k = 4, 3
 local nguards = tonumber(ARGV[3])
 for g = 1, nguards do
-  local kind, k = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
-  if kind == 'nx' then
-    if redis.call('EXISTS', k) == 1 then return {0, g} end
-    i = i + 2
+  if ARGV[i] == 'nx' then
+    if redis.call('EXISTS', KEYS[k]) == 1 then return {0, g} end
+    i = i + 1
   else
-    if redis.call('GET', k) ~= ARGV[i + 2] then return {0, g} end
-    i = i + 3
+    if redis.call('GET', KEYS[k]) ~= ARGV[i + 1] then return {0, g} end
+    i = i + 2
   end
+  k = k + 1
 end
-local first_op = i
+local first_op, first_key = i, k
 local want = {S = 'string', Z = 'zset', R = 'zset', A = 'set', P = 'list', H = 'hash'}
-local width = {S = 3, Z = 4, R = 3, A = 3, P = 2, H = 3}
+local width = {S = 2, Z = 3, R = 2, A = 2, P = 1, H = 2}
 while i <= #ARGV do
   local op = ARGV[i]
   if not want[op] then return redis.error_reply('hitl: unknown projection op ' .. tostring(op)) end
-  local k = KEYS[tonumber(ARGV[i + 1])]
-  local t = redis.call('TYPE', k)['ok']
+  local t = redis.call('TYPE', KEYS[k])['ok']
   if t ~= 'none' and t ~= want[op] then
-    return redis.error_reply('WRONGTYPE hitl: ' .. k .. ' is a ' .. t .. ', expected ' .. want[op])
+    return redis.error_reply('WRONGTYPE hitl: ' .. KEYS[k] .. ' is a ' .. t .. ', expected ' .. want[op])
   end
-  i = i + width[op]
+  i, k = i + width[op], k + 1
 end
 local id = redis.call('XADD', KEYS[1], '*', 'event', ARGV[2])
-i = first_op
+i, k = first_op, first_key
 while i <= #ARGV do
-  local op, k = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
-  if op == 'S' then redis.call('SET', k, ARGV[i + 2])
-  elseif op == 'Z' then redis.call('ZADD', k, ARGV[i + 2], ARGV[i + 3])
-  elseif op == 'R' then redis.call('ZREM', k, ARGV[i + 2])
-  elseif op == 'A' then redis.call('SADD', k, ARGV[i + 2])
+  local op, key = ARGV[i], KEYS[k]
+  if op == 'S' then redis.call('SET', key, ARGV[i + 1])
+  elseif op == 'Z' then redis.call('ZADD', key, ARGV[i + 1], ARGV[i + 2])
+  elseif op == 'R' then redis.call('ZREM', key, ARGV[i + 1])
+  elseif op == 'A' then redis.call('SADD', key, ARGV[i + 1])
   elseif op == 'H' then
-    local had = redis.call('HGET', k, ARGV[i + 2])
-    redis.call('HSET', k, ARGV[i + 2], had and (had .. ' ' .. id) or id)
-  else redis.call('RPUSH', k, id) end
-  i = i + width[op]
+    local had = redis.call('HGET', key, ARGV[i + 1])
+    redis.call('HSET', key, ARGV[i + 1], had and (had .. ' ' .. id) or id)
+  else redis.call('RPUSH', key, id) end
+  i, k = i + width[op], k + 1
 end
 redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
 return {1, id}
@@ -121,22 +122,18 @@ class CommitScript:
         self._redis = redis
 
     async def run(self, stream: str, op_key: str, event: bytes, guards: Sequence[Guard], ops: Ops) -> CommitOutcome:
-        # KEYS in first-use order; guards and ops name them by 1-based position.
-        index: dict[str, int] = dict.fromkeys((stream, op_key, *(g.key for g in guards), *(op[1] for op in ops)), 0)
-        for position, key in enumerate(index, start=1):
-            index[key] = position
+        keys: list[str] = [stream, op_key]
         argv: list[str | bytes | int] = [OP_TTL_SECONDS, event, len(guards)]
-        add = argv.append
+        add_key, add = keys.append, argv.append
         for kind, key, expected in guards:
+            add_key(key)
             add(kind)
-            add(index[key])
             if kind == "eq":
                 add(expected if expected is not None else b"")
         for code, key, args in ops:
+            add_key(key)
             add(code)
-            add(index[key])
-            argv.extend(args)
-        keys = list(index)
+            argv += args
         try:
             reply = await self._redis.execute_command("EVALSHA", COMMIT_SHA, len(keys), *keys, *argv)
         except NoScriptError:
