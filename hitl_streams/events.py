@@ -73,13 +73,6 @@ class _Base(msgspec.Struct, tag_field="type", kw_only=True, rename="camel"):
         """Ids whose audit trail lists this event."""
         raise NotImplementedError
 
-    def request_id(self) -> str | None:
-        """The request this event is about, if it is about one."""
-        if not self.about_request:
-            return None
-        subjects = self.subjects()
-        return subjects[0] if subjects else None
-
 
 # --- state events: each changes the projection ----------------------------------------------------------
 class RequestCreated(_Base, tag="request.created", kw_only=True):

@@ -8,11 +8,13 @@ from hitl_streams.reducer import Change
 
 
 def project(change: Change, ops: Ops) -> None:
-    request_id = change.event.request_id()
-    if request_id is None:
+    event = change.event
+    subjects = event.subjects() if event.about_request else ()
+    if not subjects:
         return
+    request_id, *others = subjects
     keys = change.keys
-    if request_id not in change.event.subjects()[1:]:  # a batch with the request's own id keeps its LIST
+    if request_id not in others:  # a batch with the request's own id keeps its LIST
         ops.drop("P", keys.audit(request_id))
     ops.push_position_to_field(keys.audit_bucket(request_id), request_id)
 
