@@ -22,12 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from redis.exceptions import NoScriptError
-
 from .projection import Ops
 from .replies import text
 
-__all__ = ["APPEND_FIELDS_LUA", "COMMIT_LUA", "CommitOutcome", "CommitScript", "Guard"]
+__all__ = ["APPEND_FIELDS_LUA", "COMMIT_LUA", "CommitOutcome", "Guard", "as_eval", "commit_command", "commit_outcome"]
 
 COMMIT_LUA = r"""
 local done = redis.call('GET', KEYS[2])
@@ -114,28 +112,31 @@ class CommitOutcome:
         return self.status in (1, 2)
 
 
-class CommitScript:
-    """Runs the commit script with EVALSHA, loading it with EVAL when the server does not know it
-    (first use, or after a restart). Works with `Redis` and `RedisCluster`, decoded replies or not."""
+def commit_command(
+    stream: str, op_key: str, event: bytes, guards: Sequence[Guard], ops: Ops
+) -> list[str | bytes | int]:
+    """The `EVALSHA` of `COMMIT_LUA` for one write, as a command list (send it with `execute_command(*it)`;
+    on `NoScriptError`, `as_eval` gives the same call with the script's text)."""
+    keys: list[str] = [stream, op_key]
+    argv: list[str | bytes | int] = [OP_TTL_SECONDS, event, len(guards)]
+    add_key, add = keys.append, argv.append
+    for kind, key, expected in guards:
+        add_key(key)
+        add(kind)
+        if kind == "eq":
+            add(expected if expected is not None else b"")
+    for code, key, args in ops:
+        add_key(key)
+        add(code)
+        argv += args
+    return ["EVALSHA", COMMIT_SHA, len(keys), *keys, *argv]
 
-    def __init__(self, redis: Any) -> None:
-        self._redis = redis
 
-    async def run(self, stream: str, op_key: str, event: bytes, guards: Sequence[Guard], ops: Ops) -> CommitOutcome:
-        keys: list[str] = [stream, op_key]
-        argv: list[str | bytes | int] = [OP_TTL_SECONDS, event, len(guards)]
-        add_key, add = keys.append, argv.append
-        for kind, key, expected in guards:
-            add_key(key)
-            add(kind)
-            if kind == "eq":
-                add(expected if expected is not None else b"")
-        for code, key, args in ops:
-            add_key(key)
-            add(code)
-            argv += args
-        try:
-            reply = await self._redis.execute_command("EVALSHA", COMMIT_SHA, len(keys), *keys, *argv)
-        except NoScriptError:
-            reply = await self._redis.execute_command("EVAL", COMMIT_LUA, len(keys), *keys, *argv)
-        return CommitOutcome(int(reply[0]), text(reply[1]))
+def as_eval(command: list[str | bytes | int]) -> list[str | bytes | int]:
+    """`command` (from `commit_command`) as an `EVAL`, which also loads the script (first use, or after
+    the server restarted)."""
+    return ["EVAL", COMMIT_LUA, *command[2:]]
+
+
+def commit_outcome(reply: Sequence[Any]) -> CommitOutcome:
+    return CommitOutcome(int(reply[0]), text(reply[1]))

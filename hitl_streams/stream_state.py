@@ -15,6 +15,8 @@ import re
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from redis.exceptions import NoScriptError
+
 from . import events as ev
 from ._slots import Slots
 from ._time import iso_to_ms, now_iso
@@ -53,7 +55,7 @@ from .replay import DriftReport, ReplayProgress, ReplayStats, rebuild, verify
 from .replies import event_field, text
 from .results import HumanResult
 from .schema import SchemaStatus, ensure_schema, schema_status
-from .scripts import CommitScript, Guard
+from .scripts import Guard, as_eval, commit_command, commit_outcome
 from .subject_cache import SubjectCache
 
 __all__ = ["StreamState"]
@@ -147,7 +149,6 @@ class StreamState:
         self.cluster = cluster
         self.keys = Keys.for_table(table_name, cluster=cluster)
         self.projector = projector or default_projector()
-        self._script = CommitScript(self._io)
         # The bytes of request records this process just wrote or read: a resolve of one of them commits
         # at once (compare-and-set on those bytes) instead of reading it first. See subject_cache.py.
         self._known = SubjectCache(subject_cache_bytes)
@@ -215,7 +216,11 @@ class StreamState:
             checks = [pause, *guards]
             if subject_key is not None:
                 checks.append(Guard("eq", subject_key, raw))
-            outcome = await self._script.run(self.keys.events, op_key, ev.encode_event(event), checks, ops)
+            command = commit_command(self.keys.events, op_key, ev.encode_event(event), checks, ops)
+            try:
+                outcome = commit_outcome(await self._io.execute_command(*command))
+            except NoScriptError:
+                outcome = commit_outcome(await self._io.execute_command(*as_eval(command)))
             if outcome.status == 1:
                 for code, key, args in ops:
                     if code == "S" and key.startswith(self._req_prefix):

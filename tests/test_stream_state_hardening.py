@@ -52,6 +52,21 @@ async def _event_types(redis: Any, keys: Keys) -> list[str]:
     return [json.loads(fields.get(b"event", fields.get("event")))["type"] for _, fields in rows]
 
 
+# --- a server that forgot the script ------------------------------------------------------------------------
+async def test_writes_go_on_after_the_server_forgets_the_commit_script(redis: Redis, table_name: str) -> None:
+    """A restarted server (or SCRIPT FLUSH) answers NOSCRIPT: the write is sent again as EVAL, once."""
+    state = StreamState(redis, table_name=table_name)
+    await state.create(new_request("r1"))
+    await redis.script_flush()
+    await state.resolve("r1", resolved_result("r1"))
+    await redis.script_flush()
+    await state.create(new_request("r2"))
+    assert await _event_types(redis, state.keys) == ["request.created", "request.resolved", "request.created"]
+    record = await state.get("r1")
+    assert record is not None and record.status == "resolved"
+    assert (await state.verify()).clean
+
+
 # --- lost reply ---------------------------------------------------------------------------------------------
 Operation = Callable[[StreamState], Awaitable[None]]
 
