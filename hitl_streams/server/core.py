@@ -180,6 +180,8 @@ class Core:
         resume_timeouts: bool = True,
     ) -> None:
         self.state = state
+        # A runtime Protocol check walks the protocol's members: made once here, not for every event.
+        self._history: Auditable | None = state if isinstance(state, Auditable) else None
         self.adapters = adapters
         self._on_decision = on_decision
         self._resume_timeouts = resume_timeouts
@@ -187,8 +189,8 @@ class Core:
 
     # --- helpers ------------------------------------------------------------------------------------------
     async def _record(self, event: ev.Event) -> None:
-        if isinstance(self.state, Auditable):
-            await self.state.record(event)
+        if self._history is not None:
+            await self._history.record(event)
 
     async def _call(self, adapter: Adapter, what: str, call: Awaitable[_T]) -> _T:
         try:

@@ -87,7 +87,7 @@ class StreamResumeQueue:
         self._redis = redis
         self._acks = autobatched(redis)  # XACK, one per job: on the batching link, not a pool round trip
         self._keys = keys
-        self._state = state
+        self._history: Auditable | None = state if isinstance(state, Auditable) else None
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
         self._claim_idle_ms = claim_idle_ms
         self._block_ms = block_ms
@@ -256,8 +256,8 @@ class StreamResumeQueue:
         if not isinstance(event, RequestResolved | RequestTimedOut):
             return None
         attempts = 0
-        if isinstance(self._state, Auditable):
-            for record in await self._state.audit(event.id):
+        if self._history is not None:
+            for record in await self._history.audit(event.id):
                 past = record.event
                 if isinstance(past, ResumeSucceeded) or (
                     isinstance(past, ResumeFailed) and not isinstance(past.retry_in_ms, int)
