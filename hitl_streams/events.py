@@ -56,7 +56,9 @@ __all__ = [
     "resolution_event",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: `request.created` carries the caller's `request`, resolutions no `resolvedAt`. 1 (still read): the
+whole `record`, and `resolvedAt` repeating `at`."""
 
 
 class _Base(msgspec.Struct, tag_field="type", kw_only=True, rename="camel"):
