@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from hitl_streams import (
     AlreadyResolvedError,
@@ -138,6 +139,23 @@ async def test_refused_mutations_write_nothing(state: StreamState, redis: Redis)
     for error, mutate in refused:
         with pytest.raises(error):
             await mutate()
+    assert await redis.xlen(state.keys.events) == before_events
+    assert await snapshot(redis, state.keys) == before
+
+
+@pytest.mark.parametrize("damaged", ["idx:status:resolved", "audits", "idx:ns:global:status:pending"])
+async def test_a_projection_key_of_the_wrong_type_stops_the_write_before_anything_is_written(
+    state: StreamState, redis: Redis, damaged: str
+) -> None:
+    """Redis does not roll a script back: every key's type is checked before the event is appended."""
+    await state.create(request("a"))
+    name = state.keys.audit_bucket("a") if damaged == "audits" else f"{state.keys.prefix}:{damaged}"
+    await redis.delete(name)
+    await redis.sadd(name, "not what the projection keeps")
+    before_events = await redis.xlen(state.keys.events)
+    before = await snapshot(redis, state.keys)
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await state.resolve("a", TimedOut("a", ""))
     assert await redis.xlen(state.keys.events) == before_events
     assert await snapshot(redis, state.keys) == before
 
