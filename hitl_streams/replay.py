@@ -219,32 +219,44 @@ async def replay_into(
         batch = _decoded(rows)
     subjects = await _send_subject_reads(redis, batch, target, carry)
     writing: asyncio.Future[list[Any]] | None = None
-    while batch:
-        more = len(rows) == batch_size
-        reading = await send_commands(
-            redis, [("XRANGE", source.events, "(" + batch[-1][0], "+", "COUNT", batch_size)] if more else []
-        )
-        await asyncio.sleep(0)  # let the batching link write it now, not after the projection below
-        cache = await _subjects(subjects, carry)
-        with _gc_paused():
-            commands, count, touched = _project_batch(batch, cache, target, projector)
-        written += count
-        rows = checked(await reading)[0] if more else []
-        with _gc_paused():
-            next_batch = _decoded(rows)
-        subjects = await _send_subject_reads(redis, next_batch, target, touched)
-        sent = await send_commands(redis, commands)
+    reading: asyncio.Future[list[Any]] | None = None
+    try:
+        while batch:
+            more = len(rows) == batch_size
+            reading = await send_commands(
+                redis, [("XRANGE", source.events, "(" + batch[-1][0], "+", "COUNT", batch_size)] if more else []
+            )
+            await asyncio.sleep(0)  # let the batching link write it now, not after the projection below
+            cache = await _subjects(subjects, carry)
+            with _gc_paused():
+                commands, count, touched = _project_batch(batch, cache, target, projector)
+            written += count
+            rows = checked(await reading)[0] if more else []
+            with _gc_paused():
+                next_batch = _decoded(rows)
+            subjects = await _send_subject_reads(redis, next_batch, target, touched)
+            sent = await send_commands(redis, commands)
+            if writing is not None:
+                checked(await writing)
+            writing = sent
+            done += len(batch)
+            last = batch[-1][0]
+            if progress is not None:
+                progress(ReplayProgress("replay", done, max(total, done), time.perf_counter() - started))
+            batch, carry = next_batch, touched
         if writing is not None:
             checked(await writing)
-        writing = sent
-        done += len(batch)
-        last = batch[-1][0]
-        if progress is not None:
-            progress(ReplayProgress("replay", done, max(total, done), time.perf_counter() - started))
-        batch, carry = next_batch, touched
-    if writing is not None:
-        checked(await writing)
+    except BaseException:
+        for future in (reading, subjects[1], writing):  # left in flight: their errors are not news
+            if future is not None:
+                future.add_done_callback(_ignored)
+        raise
     return ReplayStats(done, written, time.perf_counter() - started, last)
+
+
+def _ignored(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 @contextlib.contextmanager

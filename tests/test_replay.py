@@ -78,3 +78,14 @@ async def test_a_replay_that_fails_turns_the_garbage_collector_back_on(state: St
     with pytest.raises(msgspec.ValidationError):
         await state.verify()
     assert gc.isenabled()
+
+
+async def test_an_undecodable_event_in_a_later_batch_stops_the_replay_with_its_error(
+    state: StreamState, redis: Redis
+) -> None:
+    await redis.xadd(state.keys.events, {"event": b'{"type":"no.such.event","v":2,"at":"x"}'})
+    scratch = state.keys.scratch("bad")
+    with pytest.raises(msgspec.ValidationError):
+        await replay_module.replay_into(redis, state.keys, scratch, state.projector, batch_size=3)
+    assert gc.isenabled()
+    assert await redis.exists(scratch.req("r0")) == 1  # the batches before it were written
