@@ -87,14 +87,17 @@ class RequestCreated(_Base, tag="request.created", kw_only=True):
     legacy_record: HumanRequestRecord | UnsetType = msgspec.field(default=UNSET, name="record")
     """Earlier builds stored the whole record here. Still read, for the histories they wrote; never written."""
 
+    def __post_init__(self) -> None:
+        if isinstance(self.request, UnsetType) and isinstance(self.legacy_record, UnsetType):
+            raise ValueError("a request.created event needs its `request`")  # decoding: a ValidationError
+
     @property
     def record(self) -> HumanRequestRecord:
         """The record this event creates."""
-        if not isinstance(self.legacy_record, UnsetType):
-            return self.legacy_record
         new = self.request
         if isinstance(new, UnsetType):
-            raise msgspec.ValidationError("request.created event without a request")
+            assert not isinstance(self.legacy_record, UnsetType)  # one of the two: __post_init__
+            return self.legacy_record
         return HumanRequestRecord(
             id=new.id,
             token=new.token,
@@ -110,9 +113,8 @@ class RequestCreated(_Base, tag="request.created", kw_only=True):
         )
 
     def subjects(self) -> tuple[str, ...]:
-        new = self.request if isinstance(self.legacy_record, UnsetType) else self.legacy_record
-        if isinstance(new, UnsetType):
-            return ()
+        new = self.legacy_record if isinstance(self.request, UnsetType) else self.request
+        assert not isinstance(new, UnsetType)  # one of the two: __post_init__
         return (new.id,) if new.batch_id is None else (new.id, new.batch_id)
 
 

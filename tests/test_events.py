@@ -1,9 +1,10 @@
-"""Event encoding: what a resolution event stores, and histories written by earlier builds."""
+"""Event encoding: what created and resolution events store, and histories written by earlier builds."""
 
 from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
@@ -116,3 +117,8 @@ async def test_a_rebuild_reads_an_earlier_builds_created_event(redis: Redis, tab
     assert record is not None
     assert (record.id, record.namespace, record.created_at) == ("r9", "ops", EARLIER)
     assert [type(item.event) for item in await state.audit("r9")] == [RequestCreated]
+
+
+def test_a_created_event_without_its_request_does_not_decode() -> None:
+    with pytest.raises(msgspec.ValidationError, match="needs its `request`"):
+        decode_event('{"type":"request.created","v":2,"at":"' + AT + '"}')
