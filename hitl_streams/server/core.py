@@ -307,13 +307,22 @@ class Core:
             current = await self.state.get(request_id)
             if current is not None and current.external_id is not None:
                 return current.external_id
-        renewing = asyncio.create_task(self._renew_lease(name, lease)) if lease else None
+        # Most sends end long before the lease needs renewing: a timer, not a task, until one does not.
+        renewing: asyncio.Task[None] | None = None
+
+        def renew() -> None:
+            nonlocal renewing
+            renewing = asyncio.create_task(self._renew_lease(name, lease))
+
+        timer = asyncio.get_running_loop().call_later(_DELIVERY_LEASE_MS / 3000, renew) if lease else None
         try:
             current = await self.state.get(request_id)
             if current is not None and current.external_id is not None:
                 return current.external_id  # the holder finished just before we took the lease
             return await self._deliver(request_id, route, message, actions, context, thread=thread)
         finally:
+            if timer is not None:
+                timer.cancel()
             if renewing is not None:
                 renewing.cancel()
                 await asyncio.wait([renewing])
@@ -331,14 +340,14 @@ class Core:
         renew = getattr(self.state, "renew_lease", None)
         if renew is None:
             return
-        while True:
-            await asyncio.sleep(_DELIVERY_LEASE_MS / 3000)
+        while True:  # started a third of the lease into the send: renew now, then every third
             try:
                 if not await renew(name, token, _DELIVERY_LEASE_MS):
                     return  # lost (it lapsed): nothing left to keep
             except Exception:
                 log.warning("hitl: could not renew the delivery lease %s", name, exc_info=True)
             reraise_lost_cancel()
+            await asyncio.sleep(_DELIVERY_LEASE_MS / 3000)
 
     async def _release_lease(self, name: str, token: str) -> None:
         release = getattr(self.state, "release_lease", None)
