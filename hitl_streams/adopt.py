@@ -135,7 +135,7 @@ class _Found:
 
 def _classify(suffix: str, kind: str) -> str:
     """The category of one key under the prefix, from its name and Redis type."""
-    if suffix == "events" or suffix.startswith(("meta:", "op:", "scratch:", "audit:", "audits:")):
+    if suffix == "events" or suffix.startswith(("meta:", "ops:", "op:", "scratch:", "audit:", "audits:")):
         return "ours"
     string, zset = kind == "string", kind == "zset"
     for category in ("req", "batch", "notify", "entry"):

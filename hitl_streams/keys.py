@@ -1,7 +1,7 @@
 """Every Redis key hitl-streams reads or writes, in one place.
 
 The projection keys are byte-identical to the TypeScript `@hitl-sdk/state-ioredis` layout (REF §4.2), so
-its `IoredisState` reads what we write. The keys we add (`events`, `audit:*`, `audits:*`, `op:*`, `meta:*`) live under
+its `IoredisState` reads what we write. The keys we add (`events`, `audit:*`, `audits:*`, `ops:*`, `meta:*`) live under
 the same prefix. With `cluster=True` the prefix is wrapped in a hash tag so every key of one prefix lives
 in one slot and every Lua script stays single-slot.
 """
@@ -105,9 +105,11 @@ class Keys:
         separated, oldest first. The bucket is CRC-32 of the id (UTF-8) modulo `AUDIT_BUCKETS`, in hex."""
         return f"{self.prefix}:audits:{zlib.crc32(request_id.encode()) % AUDIT_BUCKETS:03x}"
 
-    def op(self, op_id: str) -> str:
-        """Outcome of one write, kept briefly so a retried write returns it instead of running twice."""
-        return f"{self.prefix}:op:{op_id}"
+    def ops(self, second: int) -> str:
+        """HASH of the outcomes of the writes begun in one second (Unix time): field = the write's op id,
+        value = its stream id. Kept briefly (it expires after the op TTL) so that a retried write returns
+        its first outcome instead of running twice."""
+        return f"{self.prefix}:ops:{second}"
 
     def lease(self, name: str) -> str:
         """A short-lived claim (e.g. `deliver:{id}`: one replica is delivering that request)."""

@@ -48,7 +48,9 @@ __all__ = [
 ]
 
 BATCH_SIZE = 2000
-_NOT_PROJECTION = ("events", "op:", "meta:", "scratch:", "lease:")
+_NOT_PROJECTION = ("events", "ops:", "op:", "meta:", "scratch:", "lease:")
+"""Key suffixes that are not projection keys. `op:` keys held one write's outcome in earlier builds (they
+expire on their own)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """The Lua scripts of the write path. Every write goes through `COMMIT_LUA`: check, append the event,
 project it, all atomically. Replays append to audit fields with `APPEND_FIELDS_LUA`.
 
-KEYS: [stream, op key, then one key per guard and one per op, in their order (repeats allowed)]
-ARGV: [op ttl seconds, event JSON, guard count, guards..., ops...]
+KEYS: [stream, op-id bucket, then one key per guard and one per op, in their order (repeats allowed)]
+ARGV: [op ttl seconds, op id, event JSON, guard count, guards..., ops...]
   guard: "nx"                     its key must not exist
          "eq" expected            its key must hold exactly `expected` (a compare-and-set on the bytes)
   op:    "S" value | "Z" score member | "R" member | "A" member | "P" (RPUSH the new stream id)
@@ -28,10 +28,10 @@ from .replies import text
 __all__ = ["APPEND_FIELDS_LUA", "COMMIT_LUA", "CommitOutcome", "Guard", "as_eval", "commit_command", "commit_outcome"]
 
 COMMIT_LUA = r"""
-local done = redis.call('GET', KEYS[2])
+local done = redis.call('HGET', KEYS[2], ARGV[2])
 if done then return {2, done} end
-local i, k = 4, 3
-local nguards = tonumber(ARGV[3])
+local i, k = 5, 3
+local nguards = tonumber(ARGV[4])
 for g = 1, nguards do
   if ARGV[i] == 'nx' then
     if redis.call('EXISTS', KEYS[k]) == 1 then return {0, g} end
@@ -54,7 +54,7 @@ while i <= #ARGV do
   end
   i, k = i + width[op], k + 1
 end
-local id = redis.call('XADD', KEYS[1], '*', 'event', ARGV[2])
+local id = redis.call('XADD', KEYS[1], '*', 'event', ARGV[3])
 i, k = first_op, first_key
 while i <= #ARGV do
   local op, key = ARGV[i], KEYS[k]
@@ -68,7 +68,8 @@ while i <= #ARGV do
   else redis.call('RPUSH', key, id) end
   i, k = i + width[op], k + 1
 end
-redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], id)
+if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
 return {1, id}
 """
 COMMIT_SHA = hashlib.sha1(COMMIT_LUA.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
@@ -89,7 +90,8 @@ return #KEYS
 fields n, then n pairs of field and positions (space separated)."""
 
 OP_TTL_SECONDS = 600
-"""How long a write's outcome is kept for retries of that same write."""
+"""How long a write's outcome is kept for retries of that same write (from the first write of its
+second's bucket)."""
 
 
 class Guard(NamedTuple):
@@ -113,12 +115,12 @@ class CommitOutcome:
 
 
 def commit_command(
-    stream: str, op_key: str, event: bytes, guards: Sequence[Guard], ops: Ops
+    stream: str, op_bucket: str, op_id: str, event: bytes, guards: Sequence[Guard], ops: Ops
 ) -> list[str | bytes | int]:
     """The `EVALSHA` of `COMMIT_LUA` for one write, as a command list (send it with `execute_command(*it)`;
     on `NoScriptError`, `as_eval` gives the same call with the script's text)."""
-    keys: list[str] = [stream, op_key]
-    argv: list[str | bytes | int] = [OP_TTL_SECONDS, event, len(guards)]
+    keys: list[str] = [stream, op_bucket]
+    argv: list[str | bytes | int] = [OP_TTL_SECONDS, op_id, event, len(guards)]
     add_key, add = keys.append, argv.append
     for kind, key, expected in guards:
         add_key(key)

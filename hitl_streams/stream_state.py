@@ -12,6 +12,7 @@ import asyncio
 import builtins
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -191,7 +192,9 @@ class StreamState:
         """
         if not self._ready:
             await self.ensure_schema()
-        op_key = self.keys.op(os.urandom(16).hex())  # 128 random bits, as uuid4 gives, for less CPU
+        # The write's op id: 96 random bits (a clash within one second's bucket is out of reach), kept
+        # in the bucket of the second it began, which every retry of this write names again.
+        op_id, op_bucket = os.urandom(12).hex(), self.keys.ops(int(time.time()))
         pause = Guard("nx", self.keys.meta_pause)
         paused_since: float | None = None
         attempts = 0
@@ -216,7 +219,7 @@ class StreamState:
             checks = [pause, *guards]
             if subject_key is not None:
                 checks.append(Guard("eq", subject_key, raw))
-            command = commit_command(self.keys.events, op_key, ev.encode_event(event), checks, ops)
+            command = commit_command(self.keys.events, op_bucket, op_id, ev.encode_event(event), checks, ops)
             try:
                 outcome = commit_outcome(await self._io.execute_command(*command))
             except NoScriptError:

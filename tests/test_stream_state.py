@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ from hitl_streams import (
     field,
 )
 from hitl_streams.events import encode_event
+from hitl_streams.scripts import OP_TTL_SECONDS
 from hitl_streams.testing.snapshot import snapshot
 
 pytestmark = pytest.mark.redis
@@ -158,6 +160,17 @@ async def test_a_projection_key_of_the_wrong_type_stops_the_write_before_anythin
         await state.resolve("a", TimedOut("a", ""))
     assert await redis.xlen(state.keys.events) == before_events
     assert await snapshot(redis, state.keys) == before
+
+
+async def test_a_writes_outcome_is_kept_for_the_op_ttl_in_its_seconds_bucket(state: StreamState, redis: Redis) -> None:
+    await state.create(request("a"))
+    (bucket,) = [key async for key in redis.scan_iter(match=state.keys.prefix + ":ops:*")]
+    second = int(bucket.decode().rsplit(":", 1)[1])
+    assert abs(second - time.time()) < 5
+    assert 0 < await redis.ttl(bucket) <= OP_TTL_SECONDS
+    ((position, _),) = await redis.xrange(state.keys.events)
+    ((op_id, outcome),) = (await redis.hgetall(bucket)).items()
+    assert outcome == position and len(op_id) == 24
 
 
 async def test_duplicate_token_names_the_owner_not_the_token(state: StreamState) -> None:
