@@ -1,9 +1,9 @@
 """Every Redis key hitl-streams reads or writes, in one place.
 
 The projection keys are byte-identical to the TypeScript `@hitl-sdk/state-ioredis` layout (REF §4.2), so
-its `IoredisState` reads what we write. The keys we add (`events`, `audit:*`, `audits:*`, `ops:*`, `meta:*`) live under
-the same prefix. With `cluster=True` the prefix is wrapped in a hash tag so every key of one prefix lives
-in one slot and every Lua script stays single-slot.
+its `IoredisState` reads what we write. The keys we add (`events`, `audit:*`, `audits:*`, `ops:*`,
+`lease:*`, `meta:*`) live under the same prefix. With `cluster=True` the prefix is wrapped in a hash tag so
+every key of one prefix lives in one slot and every Lua script stays single-slot.
 """
 
 from __future__ import annotations

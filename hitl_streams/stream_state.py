@@ -545,14 +545,10 @@ class StreamState:
                 ],
             )
         )
-        # A request's events (field) and those of a batch, delivery or thread with the same id (LIST).
+        # A request's events (its field) and a batch's, delivery's or thread's (its LIST): one id can be both.
         positions = [text(p) for p in listed]
         if field is not None:
-            positions = (
-                sorted({*positions, *text(field).split(" ")}, key=_position_order)
-                if positions
-                else text(field).split(" ")
-            )
+            positions = sorted({*positions, *text(field).split(" ")}, key=_position_order)
         if not positions:
             return []
         events = self.keys.events
