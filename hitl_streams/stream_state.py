@@ -76,14 +76,17 @@ _P = ParamSpec("_P")
 def _bounded(
     method: Callable[Concatenate[StreamState, _P], Coroutine[Any, Any, _T]],
 ) -> Callable[Concatenate[StreamState, _P], Coroutine[Any, Any, _T]]:
-    """Run a public operation inside one of the state's slots: redis-py's pool raises, rather than waits,
-    when more commands are in flight than it has connections, so we queue before that point."""
+    """Run a public operation inside one of the state's slots (redis-py's pool raises, rather than waits,
+    when more commands are in flight than it has connections, so we queue before that point), once the
+    projection steps are applied (`ensure_schema`, checked here for every operation)."""
 
     async def run(self: StreamState, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         slots = self._slots
         if not slots.try_take():
             await slots.take()
         try:
+            if not self._ready:
+                await self.ensure_schema()
             return await method(self, *args, **kwargs)
         finally:
             slots.give()
@@ -190,8 +193,6 @@ class StreamState:
         record, and the write only happens if the bytes are still the same (else it re-reads and tries
         again). `make_event` raises the domain errors (unknown, already resolved).
         """
-        if not self._ready:
-            await self.ensure_schema()
         # The write's op id: 96 random bits (a clash within one second's bucket is out of reach), kept
         # in the bucket of the second it began, which every retry of this write names again.
         op_id, op_bucket = os.urandom(12).hex(), self.keys.ops(int(time.time()))
@@ -277,8 +278,6 @@ class StreamState:
 
     @_bounded
     async def get(self, request_id: str) -> HumanRequestRecord | None:
-        if not self._ready:
-            await self.ensure_schema()
         return await self._get(request_id)
 
     async def _get(self, request_id: str) -> HumanRequestRecord | None:
@@ -291,8 +290,6 @@ class StreamState:
         return record
 
     async def _get_by_index(self, index_key: str) -> HumanRequestRecord | None:
-        if not self._ready:
-            await self.ensure_schema()
         request_id = await self._io.execute_command("GET", index_key)
         return None if request_id is None else await self._get(text(request_id))
 
@@ -348,8 +345,6 @@ class StreamState:
         limit: int | None = None,
         cursor: str | None = None,
     ) -> InboxPage:
-        if not self._ready:
-            await self.ensure_schema()
         size = clamp_limit(limit)
         index = self._index_for(status, namespace)
         after = decode_cursor(cursor) if cursor else None
@@ -387,8 +382,6 @@ class StreamState:
 
     @_bounded
     async def count(self, *, status: RequestStatus | None = None, namespace: str | None = None) -> int:
-        if not self._ready:
-            await self.ensure_schema()
         return int(await self._io.zcard(self._index_for(status, namespace)))
 
     # --- batches --------------------------------------------------------------------------------------
@@ -421,8 +414,6 @@ class StreamState:
 
     @_bounded
     async def get_batch(self, batch_id: str) -> BatchRecord | None:
-        if not self._ready:
-            await self.ensure_schema()
         raw = await self._io.get(self.keys.batch(batch_id))
         return None if raw is None else decode_batch(raw)
 
@@ -440,8 +431,6 @@ class StreamState:
 
     @_bounded
     async def list_by_batch(self, batch_id: str) -> builtins.list[HumanRequestRecord]:
-        if not self._ready:
-            await self.ensure_schema()
         ids = await self._io.zrange(self.keys.idx_batch(batch_id), 0, -1)
         return await self._mget_requests([text(i) for i in ids])
 
@@ -464,8 +453,6 @@ class StreamState:
 
     @_bounded
     async def timeline(self, thread_id: str) -> builtins.list[TimelineEntry]:
-        if not self._ready:
-            await self.ensure_schema()
         ids = await self._io.zrange(self.keys.timeline(thread_id), 0, -1)
         if not ids:
             return []
@@ -490,8 +477,6 @@ class StreamState:
 
     @_bounded
     async def get_notify_delivery(self, delivery_id: str) -> NotifyDeliveryRecord | None:
-        if not self._ready:
-            await self.ensure_schema()
         raw = await self._io.get(self.keys.notify(delivery_id))
         return None if raw is None else decode_notify(raw)
 
@@ -534,8 +519,6 @@ class StreamState:
     async def audit(self, subject_id: str) -> builtins.list[ev.AuditRecord]:
         """Every event about one request, batch, notify delivery or thread, oldest first, in
         O(its own events) through the audit index."""
-        if not self._ready:
-            await self.ensure_schema()
         listed, field = checked(
             await run_commands(
                 self._io,
@@ -576,14 +559,12 @@ class StreamState:
     async def rebuild(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> ReplayStats:
         """Rewrite the whole projection from history. Byte-identical to the live projection when both
         are right. Writers may keep writing: they wait while the replayed projection is swapped in."""
-        if not self._ready:
-            await self.ensure_schema()
+        await self.ensure_schema()
         return await rebuild(self.redis, self.keys, self.projector, progress=progress)
 
     async def verify(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> DriftReport:
         """Compare the projection with a replay of history, without touching the projection."""
-        if not self._ready:
-            await self.ensure_schema()
+        await self.ensure_schema()
         return await verify(self.redis, self.keys, self.projector, progress=progress)
 
     async def adopt(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> AdoptReport:
