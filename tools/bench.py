@@ -64,6 +64,8 @@ OPS = (
     "http_resolve",
 )
 OTHER = ("evalsha_noop", "memory", "rebuild")
+REQUEST_OPS = frozenset({"create", "resolve", "resolve_uncached", "get", "find_by_token", "list_walk", "count"})
+"""The operations `bench_requests` measures, on requests it creates first."""
 PAGE = 50
 THREAD_LEN = 10
 
@@ -243,7 +245,7 @@ async def bench_requests(client: Any, n: int, c: int, wanted: set[str], res: Res
     state = make_state(client, table("req"))
     await state.ensure_schema()
     try:
-        if wanted & {"create", "get", "find_by_token", "list_walk", "count", "resolve", "resolve_uncached"}:
+        if wanted & REQUEST_OPS:
             res.add("create", c, await timed(n, c, lambda i: state.create(new_request(i, run))))
         if "get" in wanted:
             res.add("get", c, await timed(n, c, lambda i: state.get(f"req-{run}-{i:07d}")))
@@ -488,7 +490,7 @@ async def bench(args: argparse.Namespace, url: str) -> Results:
             await asyncio.gather(*(client.ping() for _ in range(c)))  # open the pool's connections first
             for _ in range(args.repeat):
                 res.add("evalsha_noop", c, await bench_limit(client, n, c))
-                if wanted & {"create", "resolve", "resolve_uncached", "get", "find_by_token", "list_walk", "count"}:
+                if wanted & REQUEST_OPS:
                     await bench_requests(client, n, c, wanted, res)
                 if wanted & {"append_timeline", "timeline"}:
                     await bench_timeline(client, n, c, wanted, res)
