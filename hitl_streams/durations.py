@@ -42,7 +42,7 @@ def parse_duration(d: Duration, *, what: str = "duration") -> float:
             raise ValidationError(f'Invalid {what}: "{_shown(d)}" {_EXPECTED}')
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     elif isinstance(d, int | float):
-        seconds = float(d) if not isinstance(d, int) or abs(d) < 2**63 else math.inf
+        seconds = float(max(-(2**63), min(d, 2**63))) if isinstance(d, int) else d  # no OverflowError
     elif isinstance(d, timedelta):
         seconds = d.total_seconds()
     else:
