@@ -16,8 +16,8 @@ from hitl_streams import (
     actions,
     field,
 )
-from hitl_streams import events as ev
 from hitl_streams._time import now_iso
+from hitl_streams.history import events as ev
 
 
 def request(

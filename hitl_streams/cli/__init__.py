@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from .__about__ import __version__
-from .cli_ops import ClusterOption, RedisUrlOption, TableOption
-from .cli_ops import register as register_operator_commands
-from .keys import DEFAULT_TABLE
+from ..__about__ import __version__
+from ..history.keys import DEFAULT_TABLE
+from .ops import ClusterOption, RedisUrlOption, TableOption
+from .ops import register as register_operator_commands
 
 DEFAULT_DATA_DIR = Path(".hitl-data")
 
@@ -61,8 +61,8 @@ def serve(
 
     The bearer secret of the API is read from HITL_SECRET. Ctrl-C stops it (and the embedded server).
     """
-    from .server.serve import ServeOptions
-    from .server.serve import serve as run
+    from ..server.serve import ServeOptions
+    from ..server.serve import serve as run
 
     run(
         ServeOptions(

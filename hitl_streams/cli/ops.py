@@ -30,14 +30,14 @@ import msgspec
 import redis.exceptions
 import typer
 
-from . import events as ev
-from .archive import export_history, import_history
-from .connect import connect
-from .errors import HitlError, NotFoundError, SchemaError, ValidationError
-from .keys import DEFAULT_TABLE, Keys
-from .replay import ReplayProgress
-from .stats import collect_stats
-from .stream_state import StreamState
+from ..errors import HitlError, NotFoundError, SchemaError, ValidationError
+from ..history import events as ev
+from ..history.keys import DEFAULT_TABLE, Keys
+from ..ops.archive import export_history, import_history
+from ..ops.stats import collect_stats
+from ..streams.connect import connect
+from ..streams.replay import ReplayProgress
+from ..streams.stream_state import StreamState
 
 __all__ = ["EXIT_DRIFT", "EXIT_NOT_FOUND", "EXIT_REDIS", "EXIT_SCHEMA", "EXIT_USAGE", "Target", "register", "target"]
 

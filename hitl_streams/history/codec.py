@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from .actions import normalize_actions
-from .records import BatchRecord, HumanRequestRecord, NotifyDeliveryRecord, TimelineEntry
+from ..actions import normalize_actions
+from ..records import BatchRecord, HumanRequestRecord, NotifyDeliveryRecord, TimelineEntry
 
 __all__ = ["Subject", "decode_batch", "decode_notify", "decode_request", "decode_timeline_entry", "encode"]
 

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .records import BatchRecord, HumanRequestRecord, NewHumanRequest, NotifyDeliveryRecord, TimelineEntry
-from .results import Resolved, Reviewer, TimedOut
+from ..records import BatchRecord, HumanRequestRecord, NewHumanRequest, NotifyDeliveryRecord, TimelineEntry
+from ..results import Resolved, Reviewer, TimedOut
 
 __all__ = [
     "AUDIT_EVENTS",

@@ -12,7 +12,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 __all__ = ["AUDIT_BUCKETS", "DEFAULT_TABLE", "Keys", "table_prefix"]
 

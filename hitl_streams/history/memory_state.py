@@ -14,9 +14,8 @@ from typing import TypeVar
 
 import msgspec
 
-from . import events as ev
-from ._time import now_iso
-from .errors import (
+from .._time import now_iso
+from ..errors import (
     AlreadyResolvedError,
     DuplicateRequestError,
     DuplicateTokenError,
@@ -24,10 +23,9 @@ from .errors import (
     UnknownNotifyDeliveryError,
     UnknownRequestError,
 )
-from .keys import Keys
-from .namespaces import validate_namespace
-from .pagination import build_page, clamp_limit, decode_cursor, is_after_cursor
-from .records import (
+from ..namespaces import validate_namespace
+from ..pagination import build_page, clamp_limit, decode_cursor, is_after_cursor
+from ..records import (
     BatchRecord,
     HumanRequestRecord,
     InboxPage,
@@ -38,8 +36,10 @@ from .records import (
     RequestStatus,
     TimelineEntry,
 )
+from ..results import HumanResult
+from . import events as ev
+from .keys import Keys
 from .reducer import apply
-from .results import HumanResult
 
 __all__ = ["InMemoryState"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from .errors import SchemaError
+from ..errors import SchemaError
 from .reducer import Change
 
 __all__ = ["Op", "Ops", "Projector", "Step", "load_steps", "migrations_dir"]
@@ -85,11 +85,11 @@ _STEP_FILE = re.compile(r"(\d{4})_[a-z0-9_]+\.py")
 def migrations_dir() -> Path:
     """Inside an installed wheel the steps ship as `hitl_streams/migrations`; in a checkout they are the
     top-level `migrations/` folder."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "migrations", here.parent / "migrations"):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "migrations", package.parent / "migrations"):
         if candidate.is_dir():
             return candidate
-    raise SchemaError(f"hitl-streams: no migrations folder next to {here}; the installation is incomplete")
+    raise SchemaError(f"hitl-streams: no migrations folder next to {package}; the installation is incomplete")
 
 
 def _load_module(path: Path) -> ModuleType:

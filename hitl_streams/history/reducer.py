@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import msgspec
 
+from ..records import BatchRecord, HumanRequestRecord, NotifyDeliveryRecord
 from . import events as ev
 from .codec import Subject, decode_batch, decode_notify, decode_request
 from .keys import Keys
-from .records import BatchRecord, HumanRequestRecord, NotifyDeliveryRecord
 
 __all__ = ["Change", "apply", "key_of", "subject_ref"]
 

@@ -18,13 +18,13 @@ from typing import Any
 
 import msgspec
 
-from . import events as ev
-from .errors import SchemaError, ValidationError
-from .keys import Keys
-from .locks import prefix_lock
-from .projection import Projector
-from .replay import _delete_prefix, projection_keys, replay_into, swap_in
-from .replies import text
+from ..errors import SchemaError, ValidationError
+from ..history import events as ev
+from ..history.keys import Keys
+from ..history.projection import Projector
+from ..streams.locks import prefix_lock
+from ..streams.replay import _delete_prefix, projection_keys, replay_into, swap_in
+from ..streams.replies import text
 
 __all__ = ["ImportStats", "export_history", "import_history", "parse_position"]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import events as ev
-from .keys import Keys
-from .projection import Projector
-from .replies import text
-from .schema import schema_status
+from ..history import events as ev
+from ..history.keys import Keys
+from ..history.projection import Projector
+from ..streams.replies import text
+from ..streams.schema import schema_status
 
 __all__ = ["PrefixStats", "collect_stats"]
 

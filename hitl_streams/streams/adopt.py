@@ -49,14 +49,14 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from . import events as ev
-from ._time import iso_to_ms, now_iso
-from .codec import Subject, decode_batch, decode_notify, decode_request, decode_timeline_entry, encode
-from .errors import SchemaError
-from .keys import Keys
+from .._time import iso_to_ms, now_iso
+from ..errors import SchemaError
+from ..history import events as ev
+from ..history.codec import Subject, decode_batch, decode_notify, decode_request, decode_timeline_entry, encode
+from ..history.keys import Keys
+from ..history.projection import Projector
+from ..records import BatchRecord, HumanRequestRecord, NotifyDeliveryRecord, TimelineEntry
 from .locks import prefix_lock
-from .projection import Projector
-from .records import BatchRecord, HumanRequestRecord, NotifyDeliveryRecord, TimelineEntry
 from .replay import DriftReport, ReplayProgress, _compare, _delete_prefix, replay_into, swap_in
 from .replies import text
 

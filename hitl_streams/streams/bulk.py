@@ -2,7 +2,7 @@
 
 - `run_commands(redis, commands)` sends a list of commands as one pipelined write and returns their raw
   replies in order (hiredis packs and parses them; no per-command redis-py machinery). It uses the
-  batching connection of `hitl_streams.autobatch` when `redis` is a plain `redis.asyncio.Redis`, and a
+  batching connection of `hitl_streams.streams.autobatch` when `redis` is a plain `redis.asyncio.Redis`, and a
   redis-py non-transactional pipeline otherwise (cluster clients, other encodings). `send_commands` is
   the same without the wait: it returns the future of the replies as soon as the commands are queued, so
   a replay keeps Redis busy with one batch's writes while it computes the next batch.
@@ -19,8 +19,8 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..history.projection import Op
 from .autobatch import AutoBatchRedis, autobatched
-from .projection import Op
 from .scripts import APPEND_FIELDS_LUA
 
 __all__ = ["NetOps", "checked", "run_commands", "send_commands"]

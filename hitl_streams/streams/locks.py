@@ -12,9 +12,9 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ._cancel import reraise_lost_cancel
-from .errors import SchemaError
-from .keys import Keys
+from .._cancel import reraise_lost_cancel
+from ..errors import SchemaError
+from ..history.keys import Keys
 
 __all__ = ["RELEASE_LUA", "RENEW_LUA", "hold", "prefix_lock", "write_pause"]
 

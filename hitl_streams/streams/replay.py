@@ -23,13 +23,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import events as ev
+from ..history import events as ev
+from ..history.codec import Subject
+from ..history.keys import Keys
+from ..history.projection import Ops, Projector
+from ..history.reducer import apply, key_of, subject_ref
 from .bulk import NetOps, checked, run_commands, send_commands
-from .codec import Subject
-from .keys import Keys
 from .locks import prefix_lock, write_pause
-from .projection import Ops, Projector
-from .reducer import apply, key_of, subject_ref
 from .replies import event_field, text
 from .scripts import APPEND_FIELDS_LUA
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import SchemaError
-from .keys import Keys
+from ..errors import SchemaError
+from ..history.keys import Keys
+from ..history.projection import Projector, Step
 from .locks import prefix_lock
-from .projection import Projector, Step
 from .replay import projection_keys, rebuild_locked
 from .replies import text
 

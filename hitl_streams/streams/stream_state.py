@@ -18,14 +18,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from redis.exceptions import NoScriptError
 
-from . import events as ev
-from ._slots import Slots
-from ._time import iso_to_ms, now_iso
-from .adopt import AdoptReport, adopt
-from .autobatch import autobatched
-from .bulk import checked, run_commands
-from .codec import Subject, decode_batch, decode_notify, decode_request, decode_timeline_entry
-from .errors import (
+from .._time import iso_to_ms, now_iso
+from ..errors import (
     AlreadyResolvedError,
     DuplicateRequestError,
     DuplicateTokenError,
@@ -35,12 +29,14 @@ from .errors import (
     UnknownRequestError,
     ValidationError,
 )
-from .keys import DEFAULT_TABLE, Keys
-from .locks import RELEASE_LUA, RENEW_LUA
-from .namespaces import validate_namespace
-from .pagination import build_page, clamp_limit, decode_cursor
-from .projection import Projector
-from .records import (
+from ..history import events as ev
+from ..history.codec import Subject, decode_batch, decode_notify, decode_request, decode_timeline_entry
+from ..history.keys import DEFAULT_TABLE, Keys
+from ..history.projection import Projector
+from ..history.reducer import apply
+from ..namespaces import validate_namespace
+from ..pagination import build_page, clamp_limit, decode_cursor
+from ..records import (
     BatchRecord,
     HumanRequestRecord,
     InboxPage,
@@ -51,10 +47,14 @@ from .records import (
     RequestStatus,
     TimelineEntry,
 )
-from .reducer import apply
+from ..results import HumanResult
+from ._slots import Slots
+from .adopt import AdoptReport, adopt
+from .autobatch import autobatched
+from .bulk import checked, run_commands
+from .locks import RELEASE_LUA, RENEW_LUA
 from .replay import DriftReport, ReplayProgress, ReplayStats, rebuild, verify
 from .replies import event_field, text
-from .results import HumanResult
 from .schema import SchemaStatus, ensure_schema, schema_status
 from .scripts import Guard, as_eval, commit_command, commit_outcome
 from .subject_cache import SubjectCache
@@ -145,7 +145,7 @@ class StreamState:
     ) -> None:
         self.redis = redis
         # Hot-path commands go through `_io`: with `autobatch`, commands issued by concurrent tasks in one
-        # loop tick share one socket write (hitl_streams/autobatch.py). Each stays its own command, so every
+        # loop tick share one socket write (hitl_streams/streams/autobatch.py). Each stays its own command, so every
         # script is still atomic on its own. Cluster clients and anything but a plain redis.asyncio.Redis
         # are used as given. Schema, locks, pipelines and rebuilds keep using `redis` itself.
         self._io: Any = autobatched(redis) if autobatch else redis
@@ -569,7 +569,7 @@ class StreamState:
 
     async def adopt(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> AdoptReport:
         """Take over a prefix written by the TypeScript `IoredisState` (projection keys, no history):
-        history starts with one imported event per record (see `hitl_streams.adopt`)."""
+        history starts with one imported event per record (see `hitl_streams.streams.adopt`)."""
         report = await adopt(self.redis, self.keys, self.projector, progress=progress)
         self._ready = False
         return report

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
-from history import populate
+from event_history import populate
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from ts_layout import write_ts_layout
@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from hitl_streams import StreamState
 from hitl_streams.cli import app
-from hitl_streams.keys import Keys
+from hitl_streams.history.keys import Keys
 from hitl_streams.testing.snapshot import snapshot
 
 pytestmark = pytest.mark.redis

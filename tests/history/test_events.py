@@ -9,8 +9,8 @@ import pytest
 from redis.asyncio import Redis
 
 from hitl_streams import NewHumanRequest, Resolved, StreamState, TimedOut, actions
-from hitl_streams.codec import encode
-from hitl_streams.events import (
+from hitl_streams.history.codec import encode
+from hitl_streams.history.events import (
     RequestCreated,
     RequestResolved,
     RequestTimedOut,

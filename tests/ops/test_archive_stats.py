@@ -7,13 +7,13 @@ import uuid
 from typing import Any
 
 import pytest
-from history import populate
+from event_history import populate
 from redis.asyncio import Redis
 
 from hitl_streams import SchemaError, StreamState, ValidationError
-from hitl_streams.archive import export_history, import_history
-from hitl_streams.keys import Keys
-from hitl_streams.stats import collect_stats
+from hitl_streams.history.keys import Keys
+from hitl_streams.ops.archive import export_history, import_history
+from hitl_streams.ops.stats import collect_stats
 from hitl_streams.testing.snapshot import snapshot
 
 pytestmark = pytest.mark.redis

@@ -11,7 +11,7 @@ from ts_layout import write_ts_layout
 
 from hitl_streams import Resolved, SchemaError, StreamState
 from hitl_streams.actions import Action, SelectField
-from hitl_streams.adopt import AdoptError
+from hitl_streams.streams.adopt import AdoptError
 from hitl_streams.testing.snapshot import snapshot
 
 pytestmark = pytest.mark.redis
@@ -195,9 +195,9 @@ async def test_an_interrupted_adoption_can_be_run_again(
 ) -> None:
     import asyncio
 
-    from hitl_streams import adopt as adopt_module
-    from hitl_streams.keys import Keys
-    from hitl_streams.replay import projection_keys
+    from hitl_streams.history.keys import Keys
+    from hitl_streams.streams import adopt as adopt_module
+    from hitl_streams.streams.replay import projection_keys
 
     state = StreamState(redis, table_name=table_name)
     await write_ts_layout(redis, state.keys.prefix)

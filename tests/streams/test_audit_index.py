@@ -7,8 +7,8 @@ import pytest
 from redis.asyncio import Redis
 
 from hitl_streams import NewBatch, NewHumanRequest, Resolved, StreamState, TimelineEntry, actions
-from hitl_streams.keys import Keys
-from hitl_streams.replay import replay_into
+from hitl_streams.history.keys import Keys
+from hitl_streams.streams.replay import replay_into
 from hitl_streams.testing.snapshot import snapshot
 
 pytestmark = pytest.mark.redis

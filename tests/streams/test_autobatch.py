@@ -15,9 +15,9 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hitl_streams import AlreadyResolvedError, Resolved, State, StreamState
-from hitl_streams.autobatch import AutoBatchRedis, autobatched
-from hitl_streams.keys import table_prefix
+from hitl_streams.history.keys import table_prefix
 from hitl_streams.records import NewHumanRequest
+from hitl_streams.streams.autobatch import AutoBatchRedis, autobatched
 from hitl_streams.testing.contract import StateContract
 
 pytestmark = pytest.mark.redis

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from hitl_streams.bulk import NetOps, run_commands, send_commands
-from hitl_streams.projection import Op
-from hitl_streams.replay import _op_commands, read_value
+from hitl_streams.history.projection import Op
+from hitl_streams.streams.bulk import NetOps, run_commands, send_commands
+from hitl_streams.streams.replay import _op_commands, read_value
 
 pytestmark = pytest.mark.redis
 

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from hitl_streams import NewHumanRequest, StreamState, actions
-from hitl_streams.connect import RETRIES, connect
+from hitl_streams.streams.connect import RETRIES, connect
 from hitl_streams.testing.proxy import ReplyDropProxy
 
 pytestmark = pytest.mark.redis

@@ -7,12 +7,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from history import populate, request
+from event_history import populate, request
 from redis.asyncio import Redis
 
 from hitl_streams import Resolved, StreamState
-from hitl_streams import replay as replay_module
-from hitl_streams.keys import Keys
+from hitl_streams.history.keys import Keys
+from hitl_streams.streams import replay as replay_module
 
 pytestmark = pytest.mark.redis
 

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from hitl_streams import NewHumanRequest, StreamState, TimelineEntry, actions
-from hitl_streams import replay as replay_module
+from hitl_streams.streams import replay as replay_module
 
 pytestmark = pytest.mark.redis
 

@@ -25,8 +25,8 @@ from hitl_streams import (
     actions,
     field,
 )
-from hitl_streams.keys import Keys
-from hitl_streams.replay import replay_into
+from hitl_streams.history.keys import Keys
+from hitl_streams.streams.replay import replay_into
 from hitl_streams.testing.snapshot import snapshot
 
 pytestmark = pytest.mark.redis

@@ -17,8 +17,8 @@ from hitl_streams import (
     TimelineEntry,
     actions,
 )
-from hitl_streams.projection import Ops, Projector, Step, load_steps, migrations_dir
-from hitl_streams.reducer import Change
+from hitl_streams.history.projection import Ops, Projector, Step, load_steps, migrations_dir
+from hitl_streams.history.reducer import Change
 from hitl_streams.testing.snapshot import snapshot
 
 pytestmark = pytest.mark.redis

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from hitl_streams._slots import Slots
+from hitl_streams.streams._slots import Slots
 
 
 async def _hold(slots: Slots, seconds: float, live: list[int], peak: list[int], order: list[int], n: int) -> None:

@@ -32,8 +32,8 @@ from hitl_streams import (
     actions,
     field,
 )
-from hitl_streams.events import encode_event
-from hitl_streams.scripts import OP_TTL_SECONDS
+from hitl_streams.history.events import encode_event
+from hitl_streams.streams.scripts import OP_TTL_SECONDS
 from hitl_streams.testing.snapshot import snapshot
 
 pytestmark = pytest.mark.redis

@@ -28,7 +28,7 @@ from hitl_streams import (
     TimedOut,
     TimelineEntry,
 )
-from hitl_streams.keys import Keys
+from hitl_streams.history.keys import Keys
 from hitl_streams.testing.contract import StateContract, new_request, resolved_result
 from hitl_streams.testing.crash import CrashableRedis
 from hitl_streams.testing.proxy import ReplyDropProxy
@@ -324,7 +324,7 @@ async def test_cluster_rebuild_and_a_new_step_by_replay(
     cluster_state: StreamState, redis_cluster_client: RedisCluster
 ) -> None:
     """Replays (verify, rebuild, a pending step applied by ensure_schema) work inside one slot."""
-    from hitl_streams.projection import Projector, load_steps
+    from hitl_streams.history.projection import Projector, load_steps
     from hitl_streams.testing.snapshot import snapshot
 
     for i in range(30):

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from hitl_streams import AlreadyResolvedError, NewHumanRequest, Resolved, StreamState, TimedOut, UnknownRequestError
 from hitl_streams.actions import Action
-from hitl_streams.subject_cache import SubjectCache
+from hitl_streams.streams.subject_cache import SubjectCache
 
 
 def test_the_cache_is_bounded_by_bytes_and_evicts_the_least_recently_used() -> None:

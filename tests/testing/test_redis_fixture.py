@@ -12,7 +12,7 @@ import pytest
 import redis as sync_redis
 from redis.asyncio import Redis
 
-from hitl_streams.keys import table_prefix
+from hitl_streams.history.keys import table_prefix
 from hitl_streams.testing.redis_server import (
     ENV_VAR,
     SOURCES_ENV_VAR,
