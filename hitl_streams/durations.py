@@ -22,7 +22,7 @@ Duration = str | int | float | timedelta
 # A century: far beyond any sensible wait, and small enough that `anchor + duration` never overflows `datetime`.
 MAX_DURATION_SECONDS = 100 * 366 * 86_400.0
 
-_PATTERN = re.compile(r"(\d+(?:\.\d+)?)(ms|w|d|h|m|s)")
+_PATTERN = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|w|d|h|m|s)")
 _UNIT_SECONDS = {"w": 604_800.0, "d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _EXPECTED = '(expected e.g. "2w", "7d", "72h", "30m", "10s")'
 

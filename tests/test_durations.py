@@ -60,7 +60,26 @@ def test_numbers_are_seconds_and_timedeltas_convert() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "10", "h", "1.h", ".5h", "-5s", "5 s", " 5s", "5S", "5sec", "1e3s", "5y", "10us", "NaNs", "∞s"]
+    "bad",
+    [
+        "",
+        "10",
+        "h",
+        "1.h",
+        ".5h",
+        "-5s",
+        "5 s",
+        " 5s",
+        "5S",
+        "5sec",
+        "1e3s",
+        "5y",
+        "10us",
+        "NaNs",
+        "∞s",
+        "\u0665s",
+        "5s\n",
+    ],
 )
 def test_malformed_strings_are_rejected_with_the_reference_message(bad: str) -> None:
     with pytest.raises(ValidationError) as info:

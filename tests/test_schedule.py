@@ -526,6 +526,9 @@ def test_bounded_series_are_complete(sample: list[ReminderEntry], anchor: dateti
         ):
             assert sum(1 for fire in everything if fire.index == index) == timing.count
     if everything is not None:
+        # The merge is the sorted union of each entry's own series.
+        singles = [(fire.at, index) for index, e in enumerate(sample) for fire in expand_schedule([e], anchor)]
+        assert [(fire.at, fire.index) for fire in everything] == sorted(singles)
         cut = everything[len(everything) // 2].at if everything else 1.0
         assert list(expand_schedule(sample, anchor, cut)) == [fire for fire in everything if fire.at < cut]
 
