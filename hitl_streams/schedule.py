@@ -68,10 +68,14 @@ def expand_schedule(entries: Sequence[ReminderEntry], anchor: datetime, timeout:
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0
     ):
         raise ValidationError(f"Invalid timeout: {timeout!r} (must be a positive number of seconds, or None)")
+    entries = list(entries)  # a one-shot iterable is read once, here
     for entry in entries:
         if not isinstance(entry, RemindEntry | EscalateEntry):
             raise ValidationError("reminders must be built with remind.* or escalate.to(...).*")
-    start = anchor.astimezone(UTC)
+    try:
+        start = anchor.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("The schedule's anchor is out of range") from None
     limit = math.inf if timeout is None else float(timeout)
     streams = [_fires(index, entry, start, limit) for index, entry in enumerate(entries)]
     return heapq.merge(*streams, key=lambda fire: (fire.at, fire.index))

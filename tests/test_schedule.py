@@ -448,6 +448,10 @@ def test_arguments_are_checked_at_call_time() -> None:
         expand_schedule(["1h"], SATURDAY)  # type: ignore[list-item]
     with pytest.raises(ValidationError, match="timezone-aware"):
         expand_schedule([remind.after("1h")], "2026-11-28T10:00:00Z")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="out of range"):
+        expand_schedule([remind.after("1h")], datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Tokyo")))
+    one_shot = iter([remind.after("1h"), remind.after("2h")])
+    assert [fire.at for fire in expand_schedule(one_shot, SATURDAY)] == [HOUR, 2 * HOUR]  # type: ignore[arg-type]
     assert list(expand_schedule([remind.after("1h")], SATURDAY, 1)) == []
     assert list(expand_schedule([remind.after("1h")], SATURDAY, HOUR + 1)) == [Fire(HOUR, 0, remind.after("1h"))]
 
