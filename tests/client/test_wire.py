@@ -315,3 +315,50 @@ async def test_only_reference_compatible_fields_are_sent(wire: WirePrimitives) -
             assert set(received.json) <= REFERENCE_FIELDS[suffix], received.json
         if suffix == "/batches":
             assert all(set(item) <= {"token", "message", "defaults"} for item in received.json["items"])
+
+
+async def test_a_late_timer_leaves_no_drift(hitl: Hitl) -> None:
+    """With the engine's clock, elapsed time is what the clock says: a timer that fired late (here 30 min
+    late) catches up on due reminders, and a deadline already passed times out without another sleep."""
+    from datetime import UTC, datetime
+
+    class LateTimers(WirePrimitives):
+        now_at = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+        def now(self) -> datetime:
+            return self.now_at
+
+        async def sleep(self, seconds: float) -> None:
+            await super().sleep(seconds)
+            self.now_at += timedelta(seconds=seconds + 1800)
+
+    late = LateTimers(hitl)
+    client = create_hitl_client(late, url="http://h", secret="s3cret")
+    result = await client.wait_for_human(
+        message="x", actions=ACTIONS, timeout="50m", reminders=[remind.after("10m"), remind.after("20m")]
+    )
+    assert result.__class__.__name__ == "TimedOut"
+    # Woke at 40 min (10 asked + 30 late): both reminders were due; then 10 min asked to the deadline.
+    assert late.sleeps == [600.0, 600.0]
+    assert len(late.bodies("/remind")) == 2
+
+
+async def test_a_deadline_passed_during_a_late_timer_times_out_at_once(hitl: Hitl) -> None:
+    from datetime import UTC, datetime
+
+    class VeryLate(WirePrimitives):
+        now_at = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+        def now(self) -> datetime:
+            return self.now_at
+
+        async def sleep(self, seconds: float) -> None:
+            await super().sleep(seconds)
+            self.now_at += timedelta(hours=5)
+
+    late = VeryLate(hitl)
+    client = create_hitl_client(late, url="http://h", secret="s3cret")
+    result = await client.wait_for_human(message="x", actions=ACTIONS, timeout="1h", reminders=[remind.after("10m")])
+    assert result.__class__.__name__ == "TimedOut"
+    assert late.sleeps == [600.0]
+    assert late.bodies("/remind") == []  # past the deadline: no reminder, straight to the timeout
