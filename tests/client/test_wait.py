@@ -247,3 +247,16 @@ async def test_flush_sleep_says_when_nothing_sleeps() -> None:
     t = create_test_hitl()
     with pytest.raises(Exception, match="nothing was sleeping"):
         await t.flush_sleep(within=0.05)
+
+
+async def test_a_pending_from_another_client_is_waited_on(t: TestHitl) -> None:
+    import msgspec
+
+    from hitl_streams.client import Pending
+
+    pending = await t.client.request_human(message="x", actions=ACTIONS)
+    decided = await t.hitl.inbox.resolve(pending.id, action_id="approve")
+    other = create_test_hitl(state=t.hitl.state)  # a second harness on the same state: another "process"
+    reloaded = msgspec.json.decode(msgspec.json.encode(pending), type=Pending)
+    assert await asyncio.wait_for(other.client.wait_for_human(reloaded, timeout="1h"), 5) == decided
+    assert other.pending_sleeps == 0  # its timer lost the race and was cancelled
