@@ -50,7 +50,7 @@ class TestHitl:
         self._start = start
         self._slept = 0.0
         self._inprocess = InProcessPrimitives(hitl.state, hitl.local_waits, hitl.asgi)
-        self.client: HitlClient = create_hitl_client(self, url=INPROCESS_URL, secret=hitl.internal_secret or "")
+        self.client: HitlClient = create_hitl_client(self, url=INPROCESS_URL, secret=hitl._secret or "")
 
     # --- the primitives -------------------------------------------------------------------------------
     def suspend(self) -> tuple[str, Awaitable[HumanResult]]:

@@ -74,6 +74,7 @@ async def test_deny_raises_with_the_result_and_does_not_run(t: TestHitl) -> None
     assert isinstance(denied.value, HitlError)
     assert isinstance(denied.value.result, Resolved)
     assert denied.value.result.feedbacks == {"reason": "wrong customer"}
+    assert str(denied.value) == f'Request "{request.id}" was not approved (action "deny"): wrong customer'
     assert mailer.sent == []
 
 
