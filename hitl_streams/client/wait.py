@@ -8,6 +8,8 @@ Differences from the reference:
   so a human decision that raced the timer is returned, not lost;
 - a `/remind` answered `{"pending": false}` means it was decided but the resume never arrived (REF §10.2
   #8): the loop asks `…/timeout`, which returns the stored result, instead of waiting on;
+- the fires due at one wake are sent in schedule order, each distinct reminder once (a timer that
+  fired hours late does not send every missed hourly reminder);
 - a reminder the server could not send (a 5xx: a channel is down) is logged and skipped, the wait goes
   on; a 4xx (say, an unknown escalation channel) is a mistake and raised.
 The losing sleep of each race is cancelled (an engine timer, or the test harness's pending sleep).
@@ -126,9 +128,16 @@ async def wait_loop(
                 return waiter.result()
             if fire_wake is None or (timeout is not None and elapsed >= timeout):
                 return decode_results(await transport.post(f"{base}/timeout", {}), pending.batch)
+            sent: set[bytes] = set()
             while next_fire is not None and next_fire.at <= elapsed:
+                body = next_fire.entry.remind_body()
+                key = msgspec.json.encode(body)
+                if key in sent:  # the same reminder twice in one wake (a late timer's backlog): once is enough
+                    next_fire = next(schedule, None)
+                    continue
+                sent.add(key)
                 try:
-                    answer = await transport.post(f"{base}/remind", next_fire.entry.remind_body())
+                    answer = await transport.post(f"{base}/remind", body)
                 except HitlHttpError as exc:
                     if exc.status < 500:
                         raise  # a mistake (an unknown escalation channel): say so
