@@ -389,3 +389,17 @@ async def test_a_late_timer_sends_a_missed_repeating_reminder_once(hitl: Hitl) -
     assert bodies[0] == {"kind": "remind", "message": "hourly"}
     assert len(bodies) == 1 + 22
     assert late.sleeps == [3600.0] + [3600.0] * 22 + [3600.0]
+
+
+async def test_a_stored_pending_and_anchor_may_be_plain_json(wire: WirePrimitives) -> None:
+    client = client_for(wire)
+    pending = await client.request_human(message="x", actions=ACTIONS)
+    stored = json.loads(msgspec.json.encode(pending))
+    await client.notify(message="threaded", after={"id": pending.id})
+    assert wire.bodies("/notifications")[-1] == {"message": "threaded", "after": {"id": pending.id}}
+    result = await client.wait_for_human(stored, timeout="1s")
+    assert result.id == pending.id
+    with pytest.raises(ValidationError, match="not a pending request"):
+        await client.wait_for_human({"id": 3})
+    with pytest.raises(ValidationError, match="takes a Pending"):
+        await client.wait_for_human("an id")  # type: ignore[call-overload]
