@@ -403,3 +403,9 @@ async def test_a_stored_pending_and_anchor_may_be_plain_json(wire: WirePrimitive
         await client.wait_for_human({"id": 3})
     with pytest.raises(ValidationError, match="takes a Pending"):
         await client.wait_for_human("an id")  # type: ignore[call-overload]
+
+
+def test_a_pending_does_not_show_its_tokens() -> None:
+    pending: Pending[Resolved] = Pending(id="r1", external_ref="x", ids=("r1",), tokens=("secret-token",))
+    assert "secret-token" not in repr(pending) and "secret-token" not in str(pending)
+    assert repr(pending) == "Pending(id='r1', external_ref='x', batch=False, ids=('r1',), tokens=<1 hidden>)"
