@@ -409,3 +409,11 @@ def test_a_pending_does_not_show_its_tokens() -> None:
     pending: Pending[Resolved] = Pending(id="r1", external_ref="x", ids=("r1",), tokens=("secret-token",))
     assert "secret-token" not in repr(pending) and "secret-token" not in str(pending)
     assert repr(pending) == "Pending(id='r1', external_ref='x', batch=False, ids=('r1',), tokens=<1 hidden>)"
+
+
+def test_a_request_does_not_show_its_secret() -> None:
+    from hitl_streams.client import HitlRequest
+
+    request = HitlRequest("http://h/x", "POST", {"authorization": "Bearer s3cret", "content-type": "a/b"}, "{}")
+    assert "s3cret" not in repr(request)
+    assert "'content-type': 'a/b'" in repr(request)
