@@ -49,7 +49,7 @@ def resolve_url(url: str, base_url: str | None) -> str:
 
 
 async def send_hitl_request(
-    request: Mapping[str, Any], *, base_url: str | None, secret: str | None, timeout: float
+    request: Mapping[str, Any], *, base_url: str | None, secret: str | None, request_timeout: float
 ) -> dict[str, Any]:
     """Send `{url, method, headers, body}`; returns `{status, ok, body}` or raises for a retry."""
     import httpx
@@ -60,7 +60,7 @@ async def send_hitl_request(
     if secret and not any(name.lower() == "authorization" for name in headers):
         headers["authorization"] = f"Bearer {secret}"
     body = str(request.get("body") or "")
-    async with httpx.AsyncClient(timeout=timeout) as client:
+    async with httpx.AsyncClient(timeout=request_timeout) as client:
         response = await client.request(method, url, headers=headers, content=body.encode())
     if response.status_code in RETRYABLE_STATUSES or response.status_code >= 500:
         raise RetryableResponseError(

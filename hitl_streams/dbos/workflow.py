@@ -21,8 +21,8 @@ from dbos import DBOS
 
 from .._engine_http import send_hitl_request
 from ..client import HitlClient, HitlRequest, HitlResponse, create_hitl_client
-from ..errors import HitlError
-from .token import encode_dbos_token
+from ..errors import HitlError, ValidationError
+from .token import decode_dbos_token, encode_dbos_token
 
 __all__ = ["DBOSPrimitives", "dbos_hitl_client"]
 
@@ -39,7 +39,7 @@ def _now_step() -> str:
 async def _request_step(request: dict[str, Any]) -> dict[str, Any]:
     # A relative URL and a missing authorization header take the process's HITL_URL and HITL_SECRET.
     return await send_hitl_request(
-        request, base_url=os.environ.get("HITL_URL"), secret=os.environ.get("HITL_SECRET"), timeout=30.0
+        request, base_url=os.environ.get("HITL_URL"), secret=os.environ.get("HITL_SECRET"), request_timeout=30.0
     )
 
 
@@ -55,6 +55,16 @@ class DBOSPrimitives:
         self._waits += 1
         topic = f"hitl-wait-{self._waits}"
         return encode_dbos_token(self._workflow_id, topic), self._receive(topic)
+
+    def reattach(self, token: str) -> Awaitable[Any]:
+        """The wait of a token minted earlier in this workflow (a `Pending` stored and reloaded)."""
+        try:
+            workflow_id, topic = decode_dbos_token(token)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        if workflow_id != self._workflow_id:
+            raise ValidationError(f"this Pending belongs to workflow {workflow_id!r}, not to this one")
+        return self._receive(topic)
 
     async def _receive(self, topic: str) -> Any:
         while True:

@@ -19,7 +19,9 @@ __all__ = ["ACTIVITIES", "HITL_REQUEST_ACTIVITY", "hitl_activities"]
 HITL_REQUEST_ACTIVITY = "hitl-request"
 
 
-def hitl_activities(*, url: Setting = None, secret: Setting = None, timeout: float = 30.0) -> Sequence[Callable[..., Any]]:
+def hitl_activities(
+    *, url: Setting = None, secret: Setting = None, timeout: float = 30.0
+) -> Sequence[Callable[..., Any]]:
     """The hitl activities, with the worker's server URL and secret (default: `HITL_URL`, `HITL_SECRET`).
 
     `url` and `secret` may be values or functions read on each call. Answers 408/425/429/5xx and
@@ -32,7 +34,7 @@ def hitl_activities(*, url: Setting = None, secret: Setting = None, timeout: flo
             request,
             base_url=read_setting(url, "HITL_URL"),
             secret=read_setting(secret, "HITL_SECRET"),
-            timeout=timeout,
+            request_timeout=timeout,
         )
 
     return [hitl_request]

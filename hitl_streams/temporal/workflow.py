@@ -20,9 +20,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from ..client import HitlClient, HitlRequest, HitlResponse, create_hitl_client
-from ..errors import HitlError
+from ..errors import HitlError, ValidationError
 from .activities import HITL_REQUEST_ACTIVITY
-from .token import HITL_RESUME_SIGNAL, encode_hitl_token
+from .token import HITL_RESUME_SIGNAL, decode_hitl_token, encode_hitl_token
 
 __all__ = ["TemporalPrimitives", "temporal_hitl_client"]
 
@@ -67,6 +67,16 @@ class TemporalPrimitives:
     def suspend(self) -> tuple[str, Awaitable[Any]]:
         wait_token = self._signal.next_wait_token()
         return encode_hitl_token(workflow.info().workflow_id, wait_token), self._wait(wait_token)
+
+    def reattach(self, token: str) -> Awaitable[Any]:
+        """The wait of a token minted earlier in this execution (a `Pending` stored and reloaded)."""
+        try:
+            workflow_id, wait_token = decode_hitl_token(token)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        if workflow_id != workflow.info().workflow_id:
+            raise ValidationError(f"this Pending belongs to workflow {workflow_id!r}, not to this one")
+        return self._wait(wait_token)
 
     async def _wait(self, wait_token: str) -> Any:
         payloads = self._signal.payloads
@@ -113,4 +123,13 @@ def temporal_hitl_client(
     if existing is None:
         workflow.set_signal_handler(HITL_RESUME_SIGNAL, signal)
     primitives = TemporalPrimitives(signal, start_to_close_timeout=start_to_close_timeout, retry_policy=retry_policy)
-    return create_hitl_client(primitives, url=url if url is not None else "", secret=secret)
+    # Without a url the request URL is the path alone ("/" + base path), which the activity joins to the
+    # worker's HITL_URL; without a secret the activity adds the worker's HITL_SECRET. Neither environment
+    # variable is read in workflow code (not deterministic, and the secret would land in the history).
+    return create_hitl_client(
+        primitives, url=url if url is not None else "/", secret=secret if secret is not None else _no_secret
+    )
+
+
+def _no_secret() -> str:
+    return ""

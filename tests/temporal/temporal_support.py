@@ -1,0 +1,88 @@
+"""Helpers of the Temporal binding tests: a served `Hitl`, waiting for requests, a recording channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hitl_streams import Hitl, HumanRequestRecord
+from hitl_streams.server.channels import BaseAdapter, HumanRequest, Notification
+
+SECRET = "engine-tests-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def served(hitl: Hitl) -> AsyncIterator[str]:
+    """`hitl.asgi` under a real uvicorn server on a free loopback port; yields the base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(hitl.asgi, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped before it started")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def pending_requests(hitl: Hitl, count: int = 1, *, within: float = 60.0) -> list[HumanRequestRecord]:
+    """The pending requests once there are `count` of them, oldest first."""
+    async with asyncio.timeout(within):
+        while True:
+            page = await hitl.inbox.list(status="pending")
+            if len(page.items) >= count:
+                return list(reversed(page.items))
+            await asyncio.sleep(0.1)
+
+
+async def timeline_messages(hitl: Hitl, thread_id: str, *, containing: str, within: float = 60.0) -> list[str]:
+    """The messages of a thread once one of them is `containing`."""
+    async with asyncio.timeout(within):
+        while True:
+            messages = [entry.message for entry in await hitl.inbox.timeline(thread_id)]
+            if containing in messages:
+                return messages
+            await asyncio.sleep(0.1)
+
+
+@dataclass
+class RecordingChannel(BaseAdapter):
+    """A channel that accepts everything and remembers what it was sent (an escalation target)."""
+
+    id: str = "ops"
+    notifications: list[Notification] = field(default_factory=list)
+    requests: list[HumanRequest] = field(default_factory=list)
+
+    async def send(self, request: HumanRequest) -> str:
+        self.requests.append(request)
+        return f"ops-{request.id}"
+
+    async def notify(self, notification: Notification) -> str | None:
+        self.notifications.append(notification)
+        return f"ops-note-{len(self.notifications)}"
+
+
+def timer_seconds(history_events: Sequence[Any]) -> list[float]:
+    """The durations of the timers a workflow history started, in order."""
+    return [
+        event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
+        for event in history_events
+        if event.HasField("timer_started_event_attributes")
+    ]
