@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ..memory_state import InMemoryState
+from ..history.memory_state import InMemoryState
 from ..state import State
 from .asgi import HitlASGI
 from .auth import BearerAuth
