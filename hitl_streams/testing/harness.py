@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..client import HitlClient, HitlRequest, HitlResponse, create_hitl_client
 from ..errors import HitlError
-from ..memory_state import InMemoryState
+from ..history.memory_state import InMemoryState
 from ..results import HumanResult
 from ..server.channels import Adapter
 from ..server.hitl import Hitl
