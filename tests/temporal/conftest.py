@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from temporal_support import free_port
+from engine_support import free_port
 
 
 def _temporal_binary() -> str:

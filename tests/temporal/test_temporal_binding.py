@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from temporal_support import (
+from engine_support import (
     SECRET,
     RecordingChannel,
     pending_requests,

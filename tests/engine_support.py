@@ -1,4 +1,4 @@
-"""Helpers of the Temporal binding tests: a served `Hitl`, waiting for requests, a recording channel."""
+"""Helpers of the engine binding tests (Temporal, DBOS): a served `Hitl`, waiting for requests, a recording channel."""
 
 from __future__ import annotations
 
