@@ -62,6 +62,17 @@ async def timeline_messages(hitl: Hitl, thread_id: str, *, containing: str, with
             await asyncio.sleep(0.1)
 
 
+async def resumed(hitl: Hitl, request_id: str, *, within: float = 60.0) -> None:
+    """Returns once the audit trail of the request shows a successful resume."""
+    from hitl_streams.history.events import ResumeSucceeded
+
+    async with asyncio.timeout(within):
+        while True:
+            if any(isinstance(record.event, ResumeSucceeded) for record in await hitl.inbox.audit(request_id)):
+                return
+            await asyncio.sleep(0.1)
+
+
 @dataclass
 class RecordingChannel(BaseAdapter):
     """A channel that accepts everything and remembers what it was sent (an escalation target)."""
