@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
+import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hitl_streams import Hitl, HumanRequestRecord
@@ -40,6 +44,51 @@ async def served(hitl: Hitl) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def served_by_cli(*args: str) -> AsyncIterator[str]:
+    """`hitl-streams serve ARGS` in a child process (secret `SECRET`) on a free port; yields its base URL.
+
+    Stopped with Ctrl-C (SIGINT) at the end; its output is checked for a clean stop.
+    """
+    import httpx
+
+    port = free_port()
+    cli = str(Path(sys.executable).parent / "hitl-streams")
+    env = {**os.environ, "HITL_SECRET": SECRET}
+    process = await asyncio.create_subprocess_exec(
+        cli,
+        "serve",
+        "--port",
+        str(port),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http, asyncio.timeout(60):
+            while True:
+                if process.returncode is not None:
+                    output = await process.stdout.read() if process.stdout else b""
+                    raise AssertionError(f"serve exited with {process.returncode}: {output.decode()}")
+                try:
+                    if (await http.get(f"{url}/healthz", timeout=1)).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+        yield url
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
 
 
 async def pending_requests(hitl: Hitl, count: int = 1, *, within: float = 60.0) -> list[HumanRequestRecord]:

@@ -33,10 +33,19 @@ class DBOSResolver:
         self._owned = client is None
         self._opening = asyncio.Lock()
 
-    def __repr__(self) -> str:
+    @property
+    def where(self) -> str:
+        """The system database URL without its password (for messages)."""
         from ..server.serve import redact_url
 
-        return f"DBOSResolver({redact_url(self.system_database_url)!r})"
+        return redact_url(self.system_database_url)
+
+    def __repr__(self) -> str:
+        return f"DBOSResolver({self.where!r})"
+
+    async def connect(self) -> None:
+        """Open the client now (it is opened on first use otherwise): fails early on a bad URL."""
+        await self._connected()
 
     async def _connected(self) -> DBOSClient:
         async with self._opening:
