@@ -22,7 +22,7 @@ Duration = str | int | float | timedelta
 # A century: far beyond any sensible wait, and small enough that `anchor + duration` never overflows `datetime`.
 MAX_DURATION_SECONDS = 100 * 366 * 86_400.0
 
-_PATTERN = re.compile(r"(\d+(?:\.\d+)?)(ms|w|d|h|m|s)")
+_PATTERN = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|w|d|h|m|s)")
 _UNIT_SECONDS = {"w": 604_800.0, "d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _EXPECTED = '(expected e.g. "2w", "7d", "72h", "30m", "10s")'
 
@@ -42,7 +42,7 @@ def parse_duration(d: Duration, *, what: str = "duration") -> float:
             raise ValidationError(f'Invalid {what}: "{_shown(d)}" {_EXPECTED}')
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     elif isinstance(d, int | float):
-        seconds = float(d) if not isinstance(d, int) or abs(d) < 2**63 else math.inf
+        seconds = float(max(-(2**63), min(d, 2**63))) if isinstance(d, int) else d  # no OverflowError
     elif isinstance(d, timedelta):
         seconds = d.total_seconds()
     else:

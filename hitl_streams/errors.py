@@ -119,7 +119,9 @@ class ApprovalDenied(HitlError):
     """`require_approval`: the reviewer chose an action other than `approve`; `result` says which and why."""
 
     def __init__(self, result: Resolved) -> None:
-        super().__init__(f'Request "{result.id}" was not approved (action "{result.action_id}")')
+        reason = result.feedbacks.get("reason")
+        why = f": {reason}" if isinstance(reason, str) and reason else ""
+        super().__init__(f'Request "{result.id}" was not approved (action "{result.action_id}"){why}')
         self.result = result
 
 

@@ -78,7 +78,7 @@ MAX_TZ: Final = 64
 MAX_DAY_OFFSET: Final = 366
 MAX_COUNT: Final = 1_000_000
 
-_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
+_CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})")
 
 
 # --- field validators (each returns the canonical value or raises) ---------------------------------------
@@ -101,6 +101,9 @@ def zone(tz: str | None) -> ZoneInfo:
         return _UTC
     if not isinstance(tz, str) or not tz or len(tz) > MAX_TZ:
         raise ValidationError(f'Unknown time zone: "{str(tz)[:MAX_TZ]}"')
+    if tz in _NOT_PORTABLE or tz.startswith("right/"):
+        # "localtime" is whatever the host is set to; "right/..." zones count leap seconds (clocks 27 s off).
+        raise ValidationError(f'Time zone "{tz}" is not a portable IANA name (e.g. "Europe/Berlin")')
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
@@ -108,6 +111,7 @@ def zone(tz: str | None) -> ZoneInfo:
 
 
 _UTC: Final = ZoneInfo("UTC")
+_NOT_PORTABLE: Final = frozenset({"localtime", "posixrules", "Factory"})
 
 
 def _tz_key(tz: object) -> str | None:

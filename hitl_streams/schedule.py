@@ -68,10 +68,14 @@ def expand_schedule(entries: Sequence[ReminderEntry], anchor: datetime, timeout:
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0
     ):
         raise ValidationError(f"Invalid timeout: {timeout!r} (must be a positive number of seconds, or None)")
+    entries = list(entries)  # a one-shot iterable is read once, here
     for entry in entries:
         if not isinstance(entry, RemindEntry | EscalateEntry):
             raise ValidationError("reminders must be built with remind.* or escalate.to(...).*")
-    start = anchor.astimezone(UTC)
+    try:
+        start = anchor.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("The schedule's anchor is out of range") from None
     limit = math.inf if timeout is None else float(timeout)
     streams = [_fires(index, entry, start, limit) for index, entry in enumerate(entries)]
     return heapq.merge(*streams, key=lambda fire: (fire.at, fire.index))
@@ -113,6 +117,11 @@ def _local(day: date, clock: tuple[int, int], tz: ZoneInfo) -> datetime:
     return datetime(day.year, day.month, day.day, clock[0], clock[1], tzinfo=tz, fold=0).astimezone(UTC)
 
 
+def _allowed(instant: datetime, tz: ZoneInfo, skip: frozenset[int]) -> bool:
+    """Whether `instant` falls on a weekday that is not skipped, in `tz`."""
+    return not skip or instant.astimezone(tz).weekday() not in skip
+
+
 def _offset(instant: datetime, start: datetime) -> float:
     # Both in UTC: aware datetimes sharing a tzinfo would otherwise subtract as wall times.
     return (instant - start).total_seconds()
@@ -125,10 +134,10 @@ def _at(timing: At, start: datetime) -> Iterator[float]:
     clock = _clock(timing.clock)
     skip = _skip_days(timing.skip)
     day = start.astimezone(tz).date() + timedelta(days=timing.day_offset)
-    for _ in range(9):  # at most one day whose clock has passed, then at most six skipped days
+    for _ in range(10):  # one day whose clock has passed, at most six skipped days, one day that did not exist
         if day.weekday() not in skip:
             instant = _local(day, clock, tz)
-            if instant > start:
+            if instant > start and _allowed(instant, tz, skip):
                 yield _offset(instant, start)
                 return
         day += _DAY
@@ -181,13 +190,19 @@ def _every_daily(timing: Every, start: datetime, limit: float) -> Iterator[float
     if all((day + step * k).weekday() in skip for k in range(7)):
         return
     fired = 0
+    previous = 0.0
     while True:
         if day.weekday() not in skip:
-            at = _offset(_local(day, clock, tz), start)
+            instant = _local(day, clock, tz)
+            at = _offset(instant, start)
             if at >= limit:
                 return
-            yield at
-            fired += 1
-            if timing.count is not None and fired >= timing.count:
-                return
+            # A local day that did not exist (Samoa skipped 2011-12-30) resolves onto the next one: never fire
+            # twice at one instant, nor on a skipped day.
+            if at > previous and _allowed(instant, tz, skip):
+                yield at
+                previous = at
+                fired += 1
+                if timing.count is not None and fired >= timing.count:
+                    return
         day += step

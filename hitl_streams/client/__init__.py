@@ -13,6 +13,7 @@ from ..durations import Duration, parse_duration
 from ..errors import ApprovalDenied, ApprovalTimedOut, HitlError, HitlHttpError, ValidationError
 from ..reminders import EscalateEntry, RemindEntry, ReminderEntry, escalate, remind
 from ..results import HumanResult, Resolved, TimedOut, is_resolved
+from .approval import require_approval
 from .client import HitlClient, create_hitl_client
 from .handles import BatchItem, Notified, Pending
 from .primitives import HitlRequest, HitlResponse, Primitives
@@ -44,4 +45,5 @@ __all__ = [
     "is_resolved",
     "parse_duration",
     "remind",
+    "require_approval",
 ]

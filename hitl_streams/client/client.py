@@ -257,6 +257,7 @@ class HitlClient:
             timeout=seconds,
             schedule=schedule,
             anchor=anchor,
+            clock=self._now if isinstance(self._primitives, TellsTime) else None,
         )
         return results if pending.batch else results[0]
 

@@ -37,7 +37,7 @@ class Pending(msgspec.Struct, Generic[R], kw_only=True, frozen=True, rename="cam
     tokens: tuple[str, ...] = ()
 
 
-class Notified(msgspec.Struct, kw_only=True, frozen=True, rename="camel"):
+class Notified(msgspec.Struct, frozen=True, rename="camel"):
     """A notification that was sent: its delivery id (an anchor for `after=`) and the channel's ref."""
 
     id: str

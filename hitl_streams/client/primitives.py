@@ -5,8 +5,9 @@ pass them across a step boundary and record them in its history.
 
 Optional extras a binding may provide, looked up with `getattr` so the Protocol stays the three methods
 SPEC §11 names:
-- `now() -> datetime` (timezone-aware): the anchor of wall-clock reminder schedules. Engines return a
-  deterministic, replay-safe time (REF §10.1 #7); without it the client uses `datetime.now(UTC)`.
+- `now() -> datetime` (timezone-aware): the anchor of wall-clock reminder schedules, and the measure of
+  elapsed time while waiting. Engines return a deterministic, replay-safe time (REF §10.1 #7); without it
+  the client anchors on `datetime.now(UTC)` and counts the sleeps it asked for.
 - `reattach(token) -> Awaitable`: the suspension of a token minted earlier (by another client object or
   another process), so that `wait_for_human(pending)` works on a `Pending` that was stored and reloaded.
 """
@@ -22,7 +23,7 @@ import msgspec
 __all__ = ["HitlRequest", "HitlResponse", "Primitives", "Reattaches", "TellsTime"]
 
 
-class HitlRequest(msgspec.Struct, kw_only=True, frozen=True):
+class HitlRequest(msgspec.Struct, frozen=True):
     """One HTTP call to the server: always a POST of a JSON body."""
 
     url: str
@@ -31,7 +32,7 @@ class HitlRequest(msgspec.Struct, kw_only=True, frozen=True):
     body: str
 
 
-class HitlResponse(msgspec.Struct, kw_only=True, frozen=True):
+class HitlResponse(msgspec.Struct, frozen=True):
     """The server's answer: `ok` is true for a 2xx status."""
 
     status: int

@@ -14,7 +14,7 @@ The losing sleep of each race is cancelled (an engine timer, or the test harness
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -86,9 +86,13 @@ async def wait_loop(
     timeout: float | None,  # noqa: ASYNC109 (seconds; not an asyncio timeout)
     schedule: Iterator[Fire],
     anchor: datetime,
+    clock: Callable[[], datetime] | None = None,
 ) -> list[HumanResult]:
     """Wait for `pending`'s results (item order). `timeout` in seconds (> 0) or None; `schedule` yields
     fires (`.at`, seconds after `anchor`; `.entry` with `remind_body()`) in time order, all before `timeout`.
+
+    Elapsed time is the sum of the sleeps, or what `clock` (the engine's deterministic `now()`) says when
+    that is later: a timer that fired late (an engine rounding sleeps up, a busy loop) leaves no drift.
     """
     collection = "batches" if pending.batch else "requests"
     base = f"/{collection}/{pending.id}"
@@ -107,10 +111,15 @@ async def wait_loop(
                 return await waiter
             wake = fire_wake if fire_wake is not None else timeout_wake
             assert wake is not None
-            if await _race(primitives, waiter, wake):
+            if wake > 0:
+                if await _race(primitives, waiter, wake):
+                    return waiter.result()
+                elapsed += wake
+                if clock is not None:
+                    elapsed = max(elapsed, (clock() - anchor).total_seconds())
+            elif waiter.done():
                 return waiter.result()
-            elapsed += wake
-            if fire_wake is None:
+            if fire_wake is None or (timeout is not None and elapsed >= timeout):
                 return decode_results(await transport.post(f"{base}/timeout", {}), pending.batch)
             while next_fire is not None and next_fire.at <= elapsed:
                 answer = await transport.post(f"{base}/remind", next_fire.entry.remind_body())

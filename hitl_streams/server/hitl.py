@@ -87,8 +87,8 @@ class Hitl:
         )
         self._core = Core(self.state, self.adapters, self._on_decision, resume_timeouts=resume_timeouts)
         self.inbox = Inbox(self._core)
-        self.internal_secret = secret if secret is not None else os.environ.get("HITL_SECRET")
-        self._auth = BearerAuth(self.internal_secret)
+        self._secret = secret if secret is not None else os.environ.get("HITL_SECRET")
+        self._auth = BearerAuth(self._secret)
         self.asgi = HitlASGI(
             self._core,
             self._auth,

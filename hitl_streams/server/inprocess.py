@@ -207,4 +207,4 @@ class InProcessPrimitives:
 def in_process_client(hitl: Hitl, *, poll_interval: float | None = None) -> HitlClient:
     """See `Hitl.client`."""
     primitives = InProcessPrimitives(hitl.state, hitl.local_waits, hitl.asgi, poll_interval=poll_interval)
-    return create_hitl_client(primitives, url=INPROCESS_URL, secret=hitl.internal_secret or "")
+    return create_hitl_client(primitives, url=INPROCESS_URL, secret=hitl._secret or "")

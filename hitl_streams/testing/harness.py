@@ -28,7 +28,7 @@ from ..history.memory_state import InMemoryState
 from ..results import HumanResult
 from ..server.channels import Adapter
 from ..server.hitl import Hitl
-from ..server.inprocess import INPROCESS_URL, call_asgi
+from ..server.inprocess import INPROCESS_URL, InProcessPrimitives, call_asgi
 from ..state import State
 
 __all__ = ["TestHitl", "create_test_hitl"]
@@ -49,7 +49,8 @@ class TestHitl:
         self._counter = itertools.count(1)
         self._start = start
         self._slept = 0.0
-        self.client: HitlClient = create_hitl_client(self, url=INPROCESS_URL, secret=hitl.internal_secret or "")
+        self._inprocess = InProcessPrimitives(hitl.state, hitl.local_waits, hitl.asgi)
+        self.client: HitlClient = create_hitl_client(self, url=INPROCESS_URL, secret=hitl._secret or "")
 
     # --- the primitives -------------------------------------------------------------------------------
     def suspend(self) -> tuple[str, Awaitable[HumanResult]]:
@@ -57,7 +58,8 @@ class TestHitl:
         return token, self.hitl.local_waits.register(token)
 
     def reattach(self, token: str) -> Awaitable[HumanResult]:
-        return self.hitl.local_waits.register(token)
+        """A `Pending` from another client: its stored result if decided, else a wait on this Hitl."""
+        return self._inprocess.reattach(token)
 
     async def sleep(self, seconds: float) -> None:
         self.sleep_calls.append(seconds)
