@@ -29,10 +29,17 @@ def free_port() -> int:
 @contextlib.asynccontextmanager
 async def served(hitl: Hitl) -> AsyncIterator[str]:
     """`hitl.asgi` under a real uvicorn server on a free loopback port; yields the base URL."""
+    async with served_app(hitl.asgi, lifespan="on") as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def served_app(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
+    """An ASGI app under a real uvicorn server on a free loopback port; yields the base URL."""
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(hitl.asgi, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -20,6 +20,7 @@ import msgspec
 from dbos import DBOS
 
 from .._engine_http import send_hitl_request
+from .._lazy import Deferred
 from ..client import HitlClient, HitlRequest, HitlResponse, create_hitl_client
 from ..errors import HitlError, ValidationError
 from .token import decode_dbos_token, encode_dbos_token
@@ -54,7 +55,7 @@ class DBOSPrimitives:
     def suspend(self) -> tuple[str, Awaitable[Any]]:
         self._waits += 1
         topic = f"hitl-wait-{self._waits}"
-        return encode_dbos_token(self._workflow_id, topic), self._receive(topic)
+        return encode_dbos_token(self._workflow_id, topic), Deferred(lambda: self._receive(topic))
 
     def reattach(self, token: str) -> Awaitable[Any]:
         """The wait of a token minted earlier in this workflow (a `Pending` stored and reloaded)."""
@@ -64,7 +65,7 @@ class DBOSPrimitives:
             raise ValidationError(str(error)) from None
         if workflow_id != self._workflow_id:
             raise ValidationError(f"this Pending belongs to workflow {workflow_id!r}, not to this one")
-        return self._receive(topic)
+        return Deferred(lambda: self._receive(topic))
 
     async def _receive(self, topic: str) -> Any:
         while True:

@@ -19,6 +19,7 @@ import msgspec
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from .._lazy import Deferred
 from ..client import HitlClient, HitlRequest, HitlResponse, create_hitl_client
 from ..errors import HitlError, ValidationError
 from .activities import HITL_REQUEST_ACTIVITY
@@ -66,7 +67,7 @@ class TemporalPrimitives:
 
     def suspend(self) -> tuple[str, Awaitable[Any]]:
         wait_token = self._signal.next_wait_token()
-        return encode_hitl_token(workflow.info().workflow_id, wait_token), self._wait(wait_token)
+        return encode_hitl_token(workflow.info().workflow_id, wait_token), Deferred(lambda: self._wait(wait_token))
 
     def reattach(self, token: str) -> Awaitable[Any]:
         """The wait of a token minted earlier in this execution (a `Pending` stored and reloaded)."""
@@ -76,7 +77,7 @@ class TemporalPrimitives:
             raise ValidationError(str(error)) from None
         if workflow_id != workflow.info().workflow_id:
             raise ValidationError(f"this Pending belongs to workflow {workflow_id!r}, not to this one")
-        return self._wait(wait_token)
+        return Deferred(lambda: self._wait(wait_token))
 
     async def _wait(self, wait_token: str) -> Any:
         payloads = self._signal.payloads

@@ -9,7 +9,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     import msgspec
 
-    from hitl_streams.client import BatchItem, escalate, remind
+    from hitl_streams.client import BatchItem, HumanResult, Pending, escalate, remind
     from hitl_streams.temporal import temporal_hitl_client
 
 ACTIONS: list[dict[str, Any]] = [
@@ -72,4 +72,21 @@ class TwoStepWorkflow:
         return answer
 
 
-WORKFLOWS = [AskWorkflow, BatchWorkflow, TwoStepWorkflow]
+WORKFLOWS: list[type] = [AskWorkflow, BatchWorkflow, TwoStepWorkflow]
+
+
+@workflow.defn
+class ReloadedPendingWorkflow:
+    """Stores its `Pending` as JSON, then waits on the reloaded copy through a second client object."""
+
+    @workflow.run
+    async def run(self) -> dict[str, Any]:
+        pending = await temporal_hitl_client().request_human(message="Later?", actions=ACTIONS)
+        stored = msgspec.json.encode(pending)
+        reloaded = msgspec.json.decode(stored, type=Pending[HumanResult])
+        result = await temporal_hitl_client().wait_for_human(reloaded, timeout="1h")
+        answer: dict[str, Any] = msgspec.to_builtins(result)
+        return answer
+
+
+WORKFLOWS.append(ReloadedPendingWorkflow)
