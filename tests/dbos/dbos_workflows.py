@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from dbos import DBOS
 
-from hitl_streams.client import BatchItem, escalate, remind
+from hitl_streams.client import BatchItem, HumanResult, Pending, escalate, remind
 from hitl_streams.dbos import dbos_hitl_client
 
 ACTIONS: list[dict[str, Any]] = [
@@ -57,5 +57,15 @@ async def two_step() -> dict[str, Any]:
     pending = await hitl.request_human(message="Deploy?", actions=ACTIONS)
     await hitl.notify(message="a deploy is waiting for approval", after=pending)
     result = await hitl.wait_for_human(pending)
+    answer: dict[str, Any] = msgspec.to_builtins(result)
+    return answer
+
+
+@DBOS.workflow(name="hitl-test-reloaded-pending")
+async def reloaded_pending() -> dict[str, Any]:
+    """Stores its `Pending` as JSON, then waits on the reloaded copy through a second client object."""
+    pending = await dbos_hitl_client().request_human(message="Later?", actions=ACTIONS)
+    reloaded = msgspec.json.decode(msgspec.json.encode(pending), type=Pending[HumanResult])
+    result = await dbos_hitl_client().wait_for_human(reloaded, timeout="1h")
     answer: dict[str, Any] = msgspec.to_builtins(result)
     return answer
