@@ -21,7 +21,8 @@ from .handles import BatchItem
 __all__ = ["Anchorish", "Ask", "anchor_id", "create_body", "notify_body", "parse_ask"]
 
 Anchorish = Any
-"""An `after=` anchor: a `Pending`, `Notified`, `HumanResult`, anything with a string `.id`, or an id."""
+"""An `after=` anchor: a `Pending`, `Notified`, `HumanResult`, anything with a string `.id`, an `{"id": ...}`
+mapping, or an id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,12 @@ def anchor_id(after: Anchorish) -> str | None:
     """The id of an `after=` anchor (only the id is sent)."""
     if after is None:
         return None
-    value = after if isinstance(after, str) else getattr(after, "id", None)
+    if isinstance(after, str):
+        value: object = after
+    elif isinstance(after, Mapping):
+        value = after.get("id")
+    else:
+        value = getattr(after, "id", None)
     if not isinstance(value, str) or not value:
         raise ValidationError("after must be a pending request, a notification, a result, or an id")
     return value

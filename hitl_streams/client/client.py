@@ -49,6 +49,16 @@ def _reply(answer: object, kind: type[msgspec.Struct], path: str) -> Any:
         raise HitlError(f"hitl: POST {path} answered an unexpected body: {exc}") from None
 
 
+def _pending(value: object) -> Pending[Any]:
+    """A `Pending`, or its JSON form (a mapping, as stored) converted to one."""
+    if isinstance(value, Mapping):
+        try:
+            return msgspec.convert(value, Pending)
+        except msgspec.ValidationError as exc:
+            raise ValidationError(f"not a pending request: {exc}") from None
+    raise ValidationError("wait_for_human takes a Pending from request_human (or its stored JSON form)")
+
+
 def _timeout(timeout: Duration | None) -> float | None:
     return None if timeout is None else parse_duration(timeout, what="timeout")
 
@@ -178,6 +188,15 @@ class HitlClient:
     @overload
     async def wait_for_human(
         self,
+        pending: Mapping[str, Any],
+        *,
+        timeout: Duration | None = None,  # noqa: ASYNC109 (SPEC §11's name)
+        reminders: Reminders = (),
+    ) -> Any: ...
+
+    @overload
+    async def wait_for_human(
+        self,
         *,
         message: str,
         actions: Actions,
@@ -209,7 +228,7 @@ class HitlClient:
 
     async def wait_for_human(
         self,
-        pending: Pending[Any] | None = None,
+        pending: Pending[Any] | Mapping[str, Any] | None = None,
         *,
         message: str | None = None,
         actions: Actions | None = None,
@@ -228,6 +247,8 @@ class HitlClient:
         `TimedOut`, or the human's decision if it came first); `reminders` (`remind.*`, `escalate.*`) are
         sent while it waits. A batch returns its results in item order.
         """
+        if pending is not None and not isinstance(pending, Pending):
+            pending = _pending(pending)
         seconds = _timeout(timeout)
         anchor = self._now()
         schedule = _schedule(reminders, anchor, seconds)
@@ -245,8 +266,6 @@ class HitlClient:
                 defaults_action_id=defaults_action_id,
             )
             pending = await self._create(ask)
-        elif not isinstance(pending, Pending):
-            raise ValidationError("wait_for_human takes a Pending from request_human")
         elif any(v is not None for v in (message, actions, context, channel, namespace, after, items)):
             raise ValidationError("wait_for_human takes either a pending request or the options of a new one")
         results = await wait_loop(

@@ -36,6 +36,13 @@ class Pending(msgspec.Struct, Generic[R], kw_only=True, frozen=True, rename="cam
     ids: tuple[str, ...] = ()
     tokens: tuple[str, ...] = ()
 
+    def __repr__(self) -> str:
+        # Resume tokens are engine credentials: kept in the data, left out of logs and tracebacks.
+        return (
+            f"Pending(id={self.id!r}, external_ref={self.external_ref!r}, batch={self.batch!r}, "
+            f"ids={self.ids!r}, tokens=<{len(self.tokens)} hidden>)"
+        )
+
 
 class Notified(msgspec.Struct, frozen=True, rename="camel"):
     """A notification that was sent: its delivery id (an anchor for `after=`) and the channel's ref."""

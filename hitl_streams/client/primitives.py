@@ -31,6 +31,11 @@ class HitlRequest(msgspec.Struct, frozen=True):
     headers: dict[str, str]
     body: str
 
+    def __repr__(self) -> str:
+        # The bearer secret stays out of logs and tracebacks.
+        shown = {k: ("<hidden>" if k.lower() == "authorization" else v) for k, v in self.headers.items()}
+        return f"HitlRequest(url={self.url!r}, method={self.method!r}, headers={shown!r}, body={self.body!r})"
+
 
 class HitlResponse(msgspec.Struct, frozen=True):
     """The server's answer: `ok` is true for a 2xx status."""

@@ -7,20 +7,25 @@ Differences from the reference:
 - the timeout wins a tie with a reminder; a timeout POSTs `…/timeout` and returns what the server says won,
   so a human decision that raced the timer is returned, not lost;
 - a `/remind` answered `{"pending": false}` means it was decided but the resume never arrived (REF §10.2
-  #8): the loop asks `…/timeout`, which returns the stored result, instead of waiting on.
+  #8): the loop asks `…/timeout`, which returns the stored result, instead of waiting on;
+- the fires due at one wake are sent in schedule order, each distinct reminder once (a timer that
+  fired hours late does not send every missed hourly reminder);
+- a reminder the server could not send (a 5xx: a channel is down) is logged and skipped, the wait goes
+  on; a 4xx (say, an unknown escalation channel) is a mistake and raised.
 The losing sleep of each race is cancelled (an engine timer, or the test harness's pending sleep).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from ..errors import HitlError
+from ..errors import HitlError, HitlHttpError
 from ..results import HumanResult, Resolved, TimedOut
 from ..schedule import Fire
 from .handles import Pending
@@ -28,6 +33,8 @@ from .primitives import Primitives
 from .transport import Transport
 
 __all__ = ["decode_result", "decode_results", "wait_loop"]
+
+log = logging.getLogger("hitl_streams.client")
 
 
 def decode_result(value: object) -> HumanResult:
@@ -121,8 +128,22 @@ async def wait_loop(
                 return waiter.result()
             if fire_wake is None or (timeout is not None and elapsed >= timeout):
                 return decode_results(await transport.post(f"{base}/timeout", {}), pending.batch)
+            sent: set[bytes] = set()
             while next_fire is not None and next_fire.at <= elapsed:
-                answer = await transport.post(f"{base}/remind", next_fire.entry.remind_body())
+                body = next_fire.entry.remind_body()
+                key = msgspec.json.encode(body)
+                if key in sent:  # the same reminder twice in one wake (a late timer's backlog): once is enough
+                    next_fire = next(schedule, None)
+                    continue
+                sent.add(key)
+                try:
+                    answer = await transport.post(f"{base}/remind", body)
+                except HitlHttpError as exc:
+                    if exc.status < 500:
+                        raise  # a mistake (an unknown escalation channel): say so
+                    # The server or a channel failed: a missed reminder must not end the wait.
+                    log.warning("hitl: a reminder for %s failed (%s); waiting on", pending.id, exc.status)
+                    answer = None
                 if isinstance(answer, dict) and answer.get("pending") is False:
                     if waiter.done():
                         return waiter.result()

@@ -116,11 +116,13 @@ async def call_asgi(app: Asgi, request: HitlRequest) -> HitlResponse:
         "server": (parts.hostname or "hitl.inprocess", parts.port or 80),
     }
     sent = False
+    answered = asyncio.Event()
 
     async def receive() -> MutableMapping[str, Any]:
         nonlocal sent
-        if sent:
-            await asyncio.Event().wait()  # a real client keeps the connection until the answer
+        if sent:  # like a real client: connected until the answer is complete, then gone
+            await answered.wait()
+            return {"type": "http.disconnect"}
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
@@ -133,6 +135,8 @@ async def call_asgi(app: Asgi, request: HitlRequest) -> HitlResponse:
             status = int(message["status"])
         elif message["type"] == "http.response.body":
             chunks.append(bytes(message.get("body", b"")))
+            if not message.get("more_body", False):
+                answered.set()
 
     await app(scope, receive, send)
     return HitlResponse(status=status, ok=200 <= status < 300, body=b"".join(chunks).decode())

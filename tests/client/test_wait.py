@@ -260,3 +260,26 @@ async def test_a_pending_from_another_client_is_waited_on(t: TestHitl) -> None:
     reloaded = msgspec.json.decode(msgspec.json.encode(pending), type=Pending)
     assert await asyncio.wait_for(other.client.wait_for_human(reloaded, timeout="1h"), 5) == decided
     assert other.pending_sleeps == 0  # its timer lost the race and was cancelled
+
+
+async def test_a_reminder_a_channel_failed_to_send_does_not_end_the_wait(t: TestHitl, ops: RecordingAdapter) -> None:
+    ops.fail("notify")
+    waiting = started(
+        t.client.wait_for_human(message="x", actions=ACTIONS, timeout="1h", reminders=[escalate.to("ops").after("10m")])
+    )
+    await t.flush_sleep()
+    await t.flush_sleep()
+    assert isinstance(await waiting, TimedOut)
+    assert t.sleep_calls == [600.0, 3000.0]
+
+
+async def test_an_escalation_to_an_unknown_channel_is_raised(t: TestHitl) -> None:
+    from hitl_streams.client import HitlHttpError
+
+    waiting = started(
+        t.client.wait_for_human(message="x", actions=ACTIONS, reminders=[escalate.to("nowhere").after("10m")])
+    )
+    await t.flush_sleep()
+    with pytest.raises(HitlHttpError) as caught:
+        await waiting
+    assert caught.value.status == 400 and "nowhere" in caught.value.body

@@ -53,6 +53,14 @@ def test_sleeps_and_posts_follow_the_schedule(reminders: list[ReminderEntry], ti
     wakes = [*sorted({fire.at for fire in fires}), timeout]
     expected_sleeps = [b - a for a, b in itertools.pairwise([0.0, *wakes])]
     assert [round(s, 6) for s in wire.sleeps] == [round(s, 6) for s in expected_sleeps if s > 0]
-    assert wire.bodies("/remind") == [fire.entry.remind_body() for fire in fires]
+    # One POST per fire, except that the same reminder due twice at one instant is sent once.
+    expected: list[dict[str, object]] = []
+    for _, same_time in itertools.groupby(fires, key=lambda fire: fire.at):
+        once: list[dict[str, object]] = []
+        for fire in same_time:
+            if (body := fire.entry.remind_body()) not in once:
+                once.append(body)
+        expected += once
+    assert wire.bodies("/remind") == expected
     assert [r.url.rsplit("/", 1)[-1] for r in wire.requests].count("timeout") == 1
     assert all(fire.at < timeout for fire in fires)

@@ -338,9 +338,10 @@ async def test_a_late_timer_leaves_no_drift(hitl: Hitl) -> None:
         message="x", actions=ACTIONS, timeout="50m", reminders=[remind.after("10m"), remind.after("20m")]
     )
     assert result.__class__.__name__ == "TimedOut"
-    # Woke at 40 min (10 asked + 30 late): both reminders were due; then 10 min asked to the deadline.
+    # Woke at 40 min (10 asked + 30 late): both reminders were due, the same reminder, sent once; then
+    # 10 min asked to the deadline.
     assert late.sleeps == [600.0, 600.0]
-    assert len(late.bodies("/remind")) == 2
+    assert late.bodies("/remind") == [{"kind": "remind", "message": "Reminder: approval still pending"}]
 
 
 async def test_a_deadline_passed_during_a_late_timer_times_out_at_once(hitl: Hitl) -> None:
@@ -362,3 +363,57 @@ async def test_a_deadline_passed_during_a_late_timer_times_out_at_once(hitl: Hit
     assert result.__class__.__name__ == "TimedOut"
     assert late.sleeps == [600.0]
     assert late.bodies("/remind") == []  # past the deadline: no reminder, straight to the timeout
+
+
+async def test_a_late_timer_sends_a_missed_repeating_reminder_once(hitl: Hitl) -> None:
+    from datetime import UTC, datetime
+
+    class DownForADay(WirePrimitives):
+        now_at = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+        def now(self) -> datetime:
+            return self.now_at
+
+        async def sleep(self, seconds: float) -> None:
+            await super().sleep(seconds)
+            self.now_at += timedelta(seconds=seconds) + (timedelta(days=1) if len(self.sleeps) == 1 else timedelta())
+
+    late = DownForADay(hitl)
+    client = create_hitl_client(late, url="http://h", secret="s3cret")
+    result = await client.wait_for_human(
+        message="x", actions=ACTIONS, timeout="2d", reminders=[remind.every("1h", message="hourly")]
+    )
+    assert result.__class__.__name__ == "TimedOut"
+    bodies = late.bodies("/remind")
+    # Woke 25 h in: 25 hourly fires were due, one reminder sent; then one per hour up to the deadline.
+    assert bodies[0] == {"kind": "remind", "message": "hourly"}
+    assert len(bodies) == 1 + 22
+    assert late.sleeps == [3600.0] + [3600.0] * 22 + [3600.0]
+
+
+async def test_a_stored_pending_and_anchor_may_be_plain_json(wire: WirePrimitives) -> None:
+    client = client_for(wire)
+    pending = await client.request_human(message="x", actions=ACTIONS)
+    stored = json.loads(msgspec.json.encode(pending))
+    await client.notify(message="threaded", after={"id": pending.id})
+    assert wire.bodies("/notifications")[-1] == {"message": "threaded", "after": {"id": pending.id}}
+    result = await client.wait_for_human(stored, timeout="1s")
+    assert result.id == pending.id
+    with pytest.raises(ValidationError, match="not a pending request"):
+        await client.wait_for_human({"id": 3})
+    with pytest.raises(ValidationError, match="takes a Pending"):
+        await client.wait_for_human("an id")  # type: ignore[call-overload]
+
+
+def test_a_pending_does_not_show_its_tokens() -> None:
+    pending: Pending[Resolved] = Pending(id="r1", external_ref="x", ids=("r1",), tokens=("secret-token",))
+    assert "secret-token" not in repr(pending) and "secret-token" not in str(pending)
+    assert repr(pending) == "Pending(id='r1', external_ref='x', batch=False, ids=('r1',), tokens=<1 hidden>)"
+
+
+def test_a_request_does_not_show_its_secret() -> None:
+    from hitl_streams.client import HitlRequest
+
+    request = HitlRequest("http://h/x", "POST", {"authorization": "Bearer s3cret", "content-type": "a/b"}, "{}")
+    assert "s3cret" not in repr(request)
+    assert "'content-type': 'a/b'" in repr(request)
