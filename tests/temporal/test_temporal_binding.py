@@ -96,8 +96,12 @@ async def test_deny_with_feedback_fields(temporal_address: str) -> None:
             "deny",
             {"reason": "too risky"},
         )
-        # The 1h timer was started, then cancelled by the decision: no timeout was posted.
-        assert timer_seconds((await handle.fetch_history()).events) == [3600.0]
+        # The decision ended the wait: the 1h timer (if it started before the decision came) never fired,
+        # and the only HTTP call was the creation (no timeout was posted).
+        events = (await handle.fetch_history()).events
+        assert timer_seconds(events) in ([], [3600.0])
+        assert not any(e.HasField("timer_fired_event_attributes") for e in events)
+        assert sum(e.HasField("activity_task_scheduled_event_attributes") for e in events) == 1
         record = await s.hitl.inbox.get(request.id)
         assert record is not None and record.status == "resolved"
         await replay(handle)
