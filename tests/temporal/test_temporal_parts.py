@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 from engine_support import SECRET, pending_requests, served
@@ -102,3 +104,28 @@ async def test_a_reloaded_pending_is_waited_on_by_another_client_object(temporal
             await hitl.inbox.resolve(request.id, action_id="approve")
             result = await handle.result()
     assert (result["id"], result["actionId"]) == (request.id, "approve")
+
+
+async def test_an_import_the_sandbox_would_redo_is_refused_with_the_fix(
+    temporal_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "unpassed_workflow.py").write_text(
+        "from temporalio import workflow\n"
+        "from hitl_streams.temporal import temporal_hitl_client\n\n\n"
+        "@workflow.defn\n"
+        "class Unpassed:\n"
+        "    @workflow.run\n"
+        "    async def run(self) -> None:\n"
+        "        temporal_hitl_client()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("unpassed_workflow")
+    client = await Client.connect(temporal_address)
+    with pytest.raises(RuntimeError, match="Failed validating workflow") as caught:
+        Worker(client, task_queue="never-polled", workflows=[module.Unpassed])
+    chain = []
+    error: BaseException | None = caught.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__
+    assert any("imports_passed_through()" in message for message in chain), chain
