@@ -27,7 +27,7 @@ from .token import HITL_RESUME_SIGNAL, decode_hitl_token, encode_hitl_token
 
 __all__ = ["TemporalPrimitives", "temporal_hitl_client"]
 
-DEFAULT_ACTIVITY_TIMEOUT = timedelta(seconds=30)
+DEFAULT_ACTIVITY_TIMEOUT = timedelta(seconds=60)  # above the activity's own 30 s HTTP timeout
 
 
 class _ResumeSignal:
