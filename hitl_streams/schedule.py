@@ -58,6 +58,10 @@ class Fire(msgspec.Struct, frozen=True):
     index: int  # the entry's index in the list given to expand_schedule
     entry: ReminderEntry
 
+    def when(self, anchor: datetime) -> datetime:
+        """The fire's instant, in UTC, for the anchor the schedule was expanded from."""
+        return anchor.astimezone(UTC) + timedelta(seconds=self.at)
+
 
 def expand_schedule(entries: Sequence[ReminderEntry], anchor: datetime, timeout: float | None = None) -> Iterator[Fire]:
     """The fires of `entries` after `anchor`, sorted by `(at, index)`, lazily; with `timeout` (seconds),

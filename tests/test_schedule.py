@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -512,6 +515,38 @@ def test_properties(sample: list[ReminderEntry], anchor: datetime, timeout: floa
                 assert len(set(days)) == len(days)
         else:
             assert len(mine) <= 1
+        clock = timing.clock if isinstance(timing, At) else timing.at if isinstance(timing, Every) else None
+        if clock is not None:
+            tz = ZoneInfo(timing.tz or "UTC")  # type: ignore[union-attr]
+            for at in mine:
+                _assert_at_clock(local(anchor, at, tz), clock, tz)
+        if isinstance(timing, At) and mine:
+            _assert_earliest(timing, anchor, anchor.astimezone(UTC) + timedelta(seconds=mine[0]))
+
+
+def _exists(day: date, clock: str, tz: ZoneInfo) -> bool:
+    naive = datetime.combine(day, time.fromisoformat(clock))
+    return naive.replace(tzinfo=tz).astimezone(UTC).astimezone(tz).replace(tzinfo=None) == naive
+
+
+def _assert_at_clock(fired: datetime, clock: str, tz: ZoneInfo) -> None:
+    """A wall-clock fire is at its clock time, unless that time did not exist (a DST gap, a skipped day)."""
+    if fired.strftime("%H:%M") != clock:
+        assert not _exists(fired.date(), clock, tz) or not _exists(fired.date() - timedelta(days=1), clock, tz)
+
+
+def _assert_earliest(timing: At, anchor: datetime, fired: datetime) -> None:
+    """No allowed local day before the fire's (from the anchor's day + day_offset) had its clock after the anchor."""
+    tz = ZoneInfo(timing.tz or "UTC")
+    skipped = {("mon", "tue", "wed", "thu", "fri", "sat", "sun").index(day) for day in timing.skip}
+    day = anchor.astimezone(tz).date() + timedelta(days=timing.day_offset)
+    while day < fired.astimezone(tz).date():
+        candidate = datetime.combine(day, time.fromisoformat(timing.clock), tzinfo=tz)
+        in_utc = candidate.astimezone(UTC)  # aware datetimes sharing a tzinfo would compare as wall times
+        assert (
+            day.weekday() in skipped or in_utc <= anchor.astimezone(UTC) or in_utc.astimezone(tz).weekday() in skipped
+        )
+        day += timedelta(days=1)
 
 
 @settings(max_examples=100, deadline=None)
@@ -553,3 +588,26 @@ def test_lazy_unbounded_every_second(n: int, anchor: datetime) -> None:
 def test_iterator_type() -> None:
     result = expand_schedule([remind.after("1h")], SATURDAY)
     assert isinstance(result, Iterator)
+
+
+# --- the README's example ------------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "docs" / "examples" / "reminders.py"
+
+
+def test_readme_example_runs() -> None:
+    """docs/examples/reminders.py is the README's "Durations and reminders" example, verbatim, and its output."""
+    done = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "Fri 21:00 remind - Reminder: approval still pending",
+        "Sat 08:00 escalate on-call Escalation: approval still pending",
+        "Sat 17:00 escalate managers Escalation: approval still pending",
+        "Mon 08:00 escalate on-call Escalation: approval still pending",
+        "Mon 09:00 remind - The deploy is still waiting for you",
+    ]
+    readme = (ROOT / "README.md").read_text()
+    heading = "### Durations and reminders\n"
+    if heading in readme:  # the section is placed in the README at merge time
+        section = re.split(r"^#{2,3} ", readme[readme.index(heading) + len(heading) :], flags=re.MULTILINE)[0]
+        assert re.findall(r"^```python\n(.*?)^```", section, flags=re.MULTILINE | re.DOTALL) == [EXAMPLE.read_text()]

@@ -78,7 +78,7 @@ class TestHitl:
         return await call_asgi(self.hitl.asgi, request)
 
     def now(self) -> datetime:
-        """A fixed start (Monday 2026-01-05 09:00 UTC) plus the simulated time slept so far."""
+        """The start (Monday 2026-01-05 09:00 UTC unless given) plus the simulated time slept so far."""
         return self._start + timedelta(seconds=self._slept)
 
     # --- control --------------------------------------------------------------------------------------
@@ -106,8 +106,15 @@ class TestHitl:
 
 
 def create_test_hitl(
-    *, state: State | None = None, adapters: Sequence[Adapter] = (), secret: str | None = None
+    *,
+    state: State | None = None,
+    adapters: Sequence[Adapter] = (),
+    secret: str | None = None,
+    start: datetime = _EPOCH,
 ) -> TestHitl:
-    """A `TestHitl` on `state` (a new `InMemoryState` by default), `adapters` and `secret`."""
+    """A `TestHitl` on `state` (a new `InMemoryState` by default), `adapters` and `secret`; its clock
+    starts at `start` (timezone-aware; Monday 2026-01-05 09:00 UTC by default)."""
+    if start.utcoffset() is None:
+        raise ValueError("start must be a timezone-aware datetime")
     hitl = Hitl(state=state if state is not None else InMemoryState(), adapters=adapters, secret=secret or "")
-    return TestHitl(hitl)
+    return TestHitl(hitl, start=start)

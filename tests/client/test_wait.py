@@ -283,3 +283,26 @@ async def test_an_escalation_to_an_unknown_channel_is_raised(t: TestHitl) -> Non
     with pytest.raises(HitlHttpError) as caught:
         await waiting
     assert caught.value.status == 400 and "nowhere" in caught.value.body
+
+
+async def test_wall_clock_reminders_across_a_dst_gap(chat: RecordingAdapter) -> None:
+    """02:30 does not exist in New York on 2026-03-08 (spring forward): that day's reminder fires at
+    03:30 EDT, the next day's at 02:30 EDT, 23 h later (the schedule's DST rule, through the client)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    start = datetime(2026, 3, 7, 12, 0, tzinfo=ZoneInfo("America/New_York"))  # 17:00 UTC, EST
+    t = create_test_hitl(adapters=[chat], start=start)
+    waiting = started(
+        t.client.wait_for_human(
+            message="x",
+            actions=ACTIONS,
+            timeout="3d",
+            reminders=[remind.daily_at("02:30", tz="America/New_York", count=2, message="night shift")],
+        )
+    )
+    for _ in range(3):
+        await t.flush_sleep()
+    assert isinstance(await waiting, TimedOut)
+    assert t.sleep_calls == [52200.0, 82800.0, 124200.0]  # 14.5 h, 23 h, then the rest of the 72 h
+    assert notes(chat) == ["night shift", "night shift"]
