@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -144,6 +145,16 @@ class RecordingChannel(BaseAdapter):
     async def notify(self, notification: Notification) -> str | None:
         self.notifications.append(notification)
         return f"ops-note-{len(self.notifications)}"
+
+
+def activity_inputs(history_events: Sequence[Any]) -> list[Any]:
+    """The (JSON) inputs of the activities a workflow history scheduled, in order."""
+    return [
+        json.loads(payload.data)
+        for event in history_events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        for payload in event.activity_task_scheduled_event_attributes.input.payloads
+    ]
 
 
 def timer_seconds(history_events: Sequence[Any]) -> list[float]:

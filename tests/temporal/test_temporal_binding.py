@@ -16,6 +16,7 @@ from typing import Any
 from engine_support import (
     SECRET,
     RecordingChannel,
+    activity_inputs,
     pending_requests,
     served,
     timeline_messages,
@@ -82,6 +83,10 @@ async def test_approve_with_an_edited_field(temporal_address: str) -> None:
         assert result["feedbacks"] == {"note": "go"}
         assert result["edited"] is True
         assert result["by"] == {"id": "u1", "name": "Ada"}
+        # The worker's activity added the server URL and the bearer secret: the history never saw them.
+        [create] = activity_inputs((await handle.fetch_history()).events)
+        assert create["url"] == "/.well-known/hitl/v1/requests"
+        assert create["headers"] == {"content-type": "application/json"}
         await replay(handle)
 
 
