@@ -88,6 +88,8 @@ async def test_the_first_delivery_wins_and_a_duplicate_changes_nothing(temporal_
             result = await handle.result()
     assert (result["actionId"], result["feedbacks"]) == ("approve", {"note": "first"})
     assert json.loads(request.token)["waitToken"] == "hitl-wait-1"
+    with pytest.raises(ResumeRejected, match="is not running"):  # the workflow has completed
+        await resolver.resolve(request.token, second)
 
 
 async def test_a_reloaded_pending_is_waited_on_by_another_client_object(temporal_address: str) -> None:
