@@ -1,5 +1,6 @@
 """hitl-streams: human-in-the-loop approvals for durable workflows, event-sourced on Redis Streams."""
 
+from . import _sandbox  # noqa: F401  (first: a clear error inside Temporal's workflow sandbox)
 from .__about__ import __version__
 from .actions import (
     Action,

@@ -56,10 +56,34 @@ def serve(
         typer.Option("--webhook-secret", envvar="HITL_WEBHOOK_SECRET", help="HMAC key signing the webhook POSTs."),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    temporal_address: Annotated[
+        str | None,
+        typer.Option(
+            "--temporal-address",
+            envvar="HITL_TEMPORAL_ADDRESS",
+            help="Resume Temporal workflows by signalling them through this frontend (host:port; extra 'temporal').",
+        ),
+    ] = None,
+    temporal_namespace: Annotated[
+        str,
+        typer.Option(
+            "--temporal-namespace", envvar="HITL_TEMPORAL_NAMESPACE", help="Temporal namespace of the workflows."
+        ),
+    ] = "default",
+    dbos_database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--dbos-database-url",
+            envvar="HITL_DBOS_DATABASE_URL",
+            help="Resume DBOS workflows by sending to them through this DBOS system database (extra 'dbos').",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API under uvicorn; with no Redis URL, on an embedded Redis-compatible server.
 
     The bearer secret of the API is read from HITL_SECRET. Ctrl-C stops it (and the embedded server).
+    Decisions resume workflows through one resolver: --webhook-url (with --webhook-secret),
+    --temporal-address (with --temporal-namespace) or --dbos-database-url.
     """
     from ..server.serve import ServeOptions
     from ..server.serve import serve as run
@@ -75,6 +99,9 @@ def serve(
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
             log_level=log_level,
+            temporal_address=temporal_address,
+            temporal_namespace=temporal_namespace,
+            dbos_database_url=dbos_database_url,
         ),
         echo=typer.echo,
     )

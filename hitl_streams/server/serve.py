@@ -21,6 +21,7 @@ from ..history.keys import DEFAULT_TABLE
 from ..history.memory_state import InMemoryState
 from ..state import State
 from .asgi import BASE_PATH
+from .engine_resolvers import check_one_resolver, open_engine_resolver
 from .hitl import Hitl
 from .resolvers import Resolver, WebhookResolver
 
@@ -42,6 +43,9 @@ class ServeOptions:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     log_level: str = "info"
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    dbos_database_url: str | None = None
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -87,6 +91,7 @@ def _stream_state_class() -> Any | None:
 async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str], None]) -> None:
     import uvicorn
 
+    engine_resolver = await open_engine_resolver(options)  # first: an unreachable engine stops us early
     client: Any = None
     state: State
     if redis_url is None:
@@ -104,10 +109,16 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
         if not options.webhook_secret:
             raise SystemExit("--webhook-url needs --webhook-secret (or HITL_WEBHOOK_SECRET)")
         resolver = WebhookResolver(options.webhook_url, options.webhook_secret)
+    if engine_resolver is not None:
+        resolver = engine_resolver
     hitl = Hitl(state=state, resolver=resolver)
     config = uvicorn.Config(hitl.asgi, host=options.host, port=options.port, lifespan="on", log_level=options.log_level)
     server = uvicorn.Server(config)
-    echo(f"  resolver: {resolver!r}" if resolver else "  resolver: none (pass --webhook-url to resume workflows)")
+    echo(
+        f"  resolver: {resolver!r}"
+        if resolver
+        else "  resolver: none (pass --webhook-url, --temporal-address or --dbos-database-url to resume workflows)"
+    )
     if hitl.is_open:
         echo("  auth:     HITL_SECRET is not set, the API is open. Set one (same value for server and workflows):")
         echo(f"            {HOW_TO_SET_IT}")
@@ -119,10 +130,14 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
     finally:
         if client is not None:
             await client.aclose()
+        close = getattr(engine_resolver, "close", None)
+        if close is not None:
+            await close()
 
 
 def serve(options: ServeOptions, echo: Callable[[str], None] = print) -> None:
     """Serve until interrupted. Without `redis_url`, an embedded Valkey keeps data in `data_dir`."""
+    check_one_resolver(options)
     with contextlib.ExitStack() as stack:
         redis_url = options.redis_url
         where = f"http://{options.host}:{options.port}{BASE_PATH}"

@@ -1,0 +1,40 @@
+"""`hitl-streams serve --temporal-address`: the served API resumes Temporal workflows.
+
+The server runs as a user runs it (a child process on a Redis, with the stream-driven resumer); the
+decision is recorded by another `Hitl` on the same Redis, as a second replica's inbox would, and the
+serving process signals the workflow.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import redis.asyncio
+from engine_support import SECRET, pending_requests, served_by_cli
+from temporal_workflows import WORKFLOWS, AskWorkflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from hitl_streams import Hitl, StreamState
+from hitl_streams.temporal import hitl_activities
+
+
+async def test_serve_resumes_temporal_workflows(temporal_address: str, redis_url: str, table_name: str) -> None:
+    client = await Client.connect(temporal_address)
+    args = ["--redis-url", redis_url, "--table", table_name, "--temporal-address", temporal_address]
+    async with served_by_cli(*args) as url:
+        connection = redis.asyncio.Redis.from_url(redis_url)
+        inbox = Hitl(StreamState(connection, table_name=table_name), secret=SECRET)
+        task_queue = f"hitl-serve-{uuid.uuid4().hex[:8]}"
+        async with Worker(
+            client, task_queue=task_queue, workflows=WORKFLOWS, activities=hitl_activities(url=url, secret=SECRET)
+        ):
+            handle = await client.start_workflow(
+                AskWorkflow, {"message": "Via serve?"}, id=f"hitl-serve-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+            )
+            [request] = await pending_requests(inbox)
+            await inbox.inbox.resolve(request.id, action_id="deny", feedbacks={"reason": "replica two says no"})
+            result = await handle.result()
+        await connection.aclose()
+    assert (result["type"], result["id"], result["actionId"]) == ("RESOLVED", request.id, "deny")
+    assert result["feedbacks"] == {"reason": "replica two says no"}
