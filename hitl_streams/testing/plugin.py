@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
-from ..keys import table_prefix
+from ..history.keys import table_prefix
 from . import _servers
 from .redis_server import ENV_VAR, RedisServer, RedisUnavailableError, start_redis
 
