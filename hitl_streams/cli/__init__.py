@@ -8,11 +8,10 @@ from typing import Annotated
 import typer
 
 from ..__about__ import __version__
+from ..data_dir import DEFAULT_DATA_DIR
 from ..history.keys import DEFAULT_TABLE
-from .ops import ClusterOption, RedisUrlOption, TableOption
+from .ops import ClusterOption, TableOption, fail
 from .ops import register as register_operator_commands
-
-DEFAULT_DATA_DIR = Path(".hitl-data")
 
 app = typer.Typer(
     name="hitl-streams",
@@ -39,7 +38,15 @@ def main(
 
 @app.command()
 def serve(
-    redis_url: RedisUrlOption = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url",
+            envvar="REDIS_URL",
+            show_envvar=True,
+            help="Your Redis, e.g. redis://localhost:6379/0; checked before serving. Without it, an embedded Valkey.",
+        ),
+    ] = None,
     table: TableOption = DEFAULT_TABLE,
     cluster: ClusterOption = False,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
@@ -56,28 +63,42 @@ def serve(
         typer.Option("--webhook-secret", envvar="HITL_WEBHOOK_SECRET", help="HMAC key signing the webhook POSTs."),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    redis_port: Annotated[
+        int | None,
+        typer.Option(
+            "--redis-port",
+            help="Port of the embedded server (no --redis-url): default the previous start's, else 16379.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API under uvicorn; with no Redis URL, on an embedded Redis-compatible server.
 
     The bearer secret of the API is read from HITL_SECRET. Ctrl-C stops it (and the embedded server).
     """
-    from ..server.serve import ServeOptions
+    from ..server.serve import ServeError, ServeOptions
     from ..server.serve import serve as run
+    from .ops import explain, redact
 
-    run(
-        ServeOptions(
-            host=host,
-            port=port,
-            redis_url=redis_url,
-            table=table,
-            cluster=cluster,
-            data_dir=data_dir,
-            webhook_url=webhook_url,
-            webhook_secret=webhook_secret,
-            log_level=log_level,
-        ),
-        echo=typer.echo,
+    options = ServeOptions(
+        host=host,
+        port=port,
+        redis_url=redis_url,
+        table=table,
+        cluster=cluster,
+        data_dir=data_dir,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        log_level=log_level,
+        redis_port=redis_port,
     )
+    try:
+        run(options, echo=typer.echo)
+    except ServeError as exc:
+        fail(str(exc), exc.code)
+    except ValueError as exc:  # redis-py's verdict on a malformed URL
+        fail(f"invalid Redis URL {redact(redis_url or '')!r}: {exc}", 2)
+    except Exception as exc:  # Redis unreachable, refused credentials, a schema to adopt: as every command
+        fail(*explain(exc, redact(redis_url or ""), ""))
 
 
 register_operator_commands(app)

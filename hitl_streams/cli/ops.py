@@ -30,6 +30,7 @@ import msgspec
 import redis.exceptions
 import typer
 
+from ..data_dir import DEFAULT_DATA_DIR, URL_FILE, recorded_url
 from ..errors import HitlError, NotFoundError, SchemaError, ValidationError
 from ..history import events as ev
 from ..history.keys import DEFAULT_TABLE, Keys
@@ -57,7 +58,11 @@ RedisUrlOption = Annotated[
         "--redis-url",
         envvar="REDIS_URL",
         show_envvar=True,
-        help="Redis URL, e.g. redis://localhost:6379/0 or rediss://user:pass@host:6380/0.",
+        help=(
+            "Redis URL, e.g. redis://localhost:6379/0 or rediss://user:pass@host:6380/0. Without it and "
+            "REDIS_URL: the URL `hitl-streams serve` recorded in ./.hitl-data/redis.url (its embedded "
+            "server), so commands run where serve runs need no flag."
+        ),
     ),
 ]
 TableOption = Annotated[
@@ -83,7 +88,7 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     try:
         parts = urlsplit(url)
         if parts.password is None:
@@ -103,23 +108,63 @@ class Target:
     table: str
     cluster: bool
     keys: Keys
+    hint: str = ""
+    """Said after the URL in errors, e.g. where a discovered URL came from."""
 
     def connect(self) -> Any:
         try:
             return connect(self.redis_url, cluster=self.cluster, socket_connect_timeout=5.0)
         except (ValueError, TypeError) as exc:
-            raise CliError(f"invalid Redis URL {_redact(self.redis_url)!r}: {exc}", EXIT_USAGE) from None
+            raise CliError(f"invalid Redis URL {redact(self.redis_url)!r}: {exc}", EXIT_USAGE) from None
 
 
 def target(redis_url: str | None, table: str, cluster: bool) -> Target:
-    """The shared handling of `--redis-url`, `--table` and `--cluster`: validated, or a clear exit."""
+    """The shared handling of `--redis-url`, `--table` and `--cluster`: validated, or a clear exit.
+
+    Without `--redis-url` and `REDIS_URL`, the URL `hitl-streams serve` recorded in `./.hitl-data`."""
+    hint = ""
     if not redis_url:
-        fail("no Redis given: pass --redis-url redis://host:6379/0 or set REDIS_URL", EXIT_USAGE)
+        redis_url = recorded_url(DEFAULT_DATA_DIR)
+        if not redis_url:
+            fail(
+                "no Redis given: pass --redis-url redis://host:6379/0, set REDIS_URL, or run this where "
+                f"`hitl-streams serve` runs (it records its URL in {DEFAULT_DATA_DIR / URL_FILE})",
+                EXIT_USAGE,
+            )
+        hint = f" (recorded in {DEFAULT_DATA_DIR / URL_FILE}; is hitl-streams serve running?)"
     try:
         keys = Keys.for_table(table, cluster=cluster)
     except ValidationError as exc:
         fail(f"{exc} (expected name or schema.name, letters, digits and _)", EXIT_USAGE)
-    return Target(redis_url, table, cluster, keys)
+    return Target(redis_url, table, cluster, keys, hint)
+
+
+def explain(exc: BaseException, url: str, hint: str = "") -> tuple[str, int]:
+    """The one line and the exit code for a failure talking to Redis at `url` (already redacted); `hint`
+    follows the URL when it cannot be reached."""
+    if isinstance(exc, CliError):
+        return str(exc), exc.code
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted; nothing half-done stays behind, running the command again is safe", EXIT_INTERRUPTED
+    if isinstance(exc, NotFoundError):
+        return str(exc), EXIT_NOT_FOUND
+    if isinstance(exc, SchemaError):
+        return str(exc), EXIT_SCHEMA
+    if isinstance(exc, ValidationError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, HitlError):
+        return str(exc), EXIT_SCHEMA
+    if isinstance(exc, redis.exceptions.AuthenticationError):
+        return f"Redis at {url} refused the credentials: {exc}", EXIT_REDIS
+    if isinstance(exc, redis.exceptions.ResponseError) and "NOAUTH" in str(exc):
+        return f"Redis at {url} needs a password: {exc}", EXIT_REDIS
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)):
+        return f"cannot reach Redis at {url}{hint}: {exc}", EXIT_REDIS
+    if isinstance(exc, redis.exceptions.RedisClusterException):
+        return f"Redis Cluster at {url}: {exc}", EXIT_REDIS
+    if isinstance(exc, redis.exceptions.RedisError):
+        return f"Redis at {url} answered with an error: {exc}", EXIT_REDIS
+    return f"unexpected {type(exc).__name__}: {exc} (set HITL_STREAMS_DEBUG=1 for the traceback)", EXIT_BUG
 
 
 def run(where: Target, body: Callable[[StreamState], Awaitable[_T]]) -> _T:
@@ -132,35 +177,14 @@ def run(where: Target, body: Callable[[StreamState], Awaitable[_T]]) -> _T:
         finally:
             await client.aclose()
 
-    url = _redact(where.redis_url)
     try:
         return asyncio.run(main())
-    except CliError as exc:
-        fail(str(exc), exc.code)
-    except KeyboardInterrupt:
-        fail("interrupted; nothing half-done stays behind, running the command again is safe", EXIT_INTERRUPTED)
-    except NotFoundError as exc:
-        fail(str(exc), EXIT_NOT_FOUND)
-    except SchemaError as exc:
-        fail(str(exc), EXIT_SCHEMA)
-    except ValidationError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except HitlError as exc:
-        fail(str(exc), EXIT_SCHEMA)
     except BrokenPipeError:
         raise  # stdout went away (`export | head`): the command decides
-    except redis.exceptions.AuthenticationError as exc:
-        fail(f"Redis at {url} refused the credentials: {exc}", EXIT_REDIS)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-        fail(f"cannot reach Redis at {url}: {exc}", EXIT_REDIS)
-    except redis.exceptions.RedisClusterException as exc:
-        fail(f"Redis Cluster at {url}: {exc}", EXIT_REDIS)
-    except redis.exceptions.RedisError as exc:
-        fail(f"Redis at {url} answered with an error: {exc}", EXIT_REDIS)
-    except Exception as exc:  # a bug: still one line, the traceback on request
-        if os.environ.get("HITL_STREAMS_DEBUG"):
-            raise
-        fail(f"unexpected {type(exc).__name__}: {exc} (set HITL_STREAMS_DEBUG=1 for the traceback)", EXIT_BUG)
+    except (Exception, KeyboardInterrupt) as exc:
+        if os.environ.get("HITL_STREAMS_DEBUG") and explain(exc, "")[1] == EXIT_BUG:
+            raise  # a bug: still one line, the traceback on request
+        fail(*explain(exc, redact(where.redis_url), where.hint))
 
 
 # --- progress -----------------------------------------------------------------------------------------------

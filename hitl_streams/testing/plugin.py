@@ -142,6 +142,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(f"  skipped {source}: {reason}")
     for binaries, nodeids in _servers.uses.items():
         terminalreporter.write_line(
-            f"hitl-streams: {len(nodeids)} tests ran servers of their own (cluster, crash, replicas) on "
+            f"hitl-streams: {len(nodeids)} tests ran server processes of their own (cluster, crash, restarts) on "
             f"{binaries.describe()}: {_by_file(nodeids)}"
         )

@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -276,8 +277,9 @@ def test_migrate_applies_then_reports_up_to_date(cli: Callable[..., Any]) -> Non
 
 
 def test_errors_are_one_line_with_a_nonzero_exit(
-    cli: Callable[..., Any], redis_url: str, monkeypatch: pytest.MonkeyPatch
+    cli: Callable[..., Any], redis_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./.hitl-data here, whatever the repository's root holds
     runner = CliRunner()
     unreachable = runner.invoke(app, ["stats", "--redis-url", "redis://127.0.0.1:1/0"])
     assert unreachable.exit_code == 3
@@ -293,7 +295,11 @@ def test_errors_are_one_line_with_a_nonzero_exit(
     assert bad_table.exit_code == 2 and 'Invalid table name "no-dashes.x"' in one_error_line(bad_table)
 
     nothing = runner.invoke(app, ["stats"])
-    assert nothing.exit_code == 2 and "REDIS_URL" in one_error_line(nothing)
+    assert nothing.exit_code == 2
+    assert one_error_line(nothing) == (
+        "hitl-streams: error: no Redis given: pass --redis-url redis://host:6379/0, set REDIS_URL, or run this "
+        "where `hitl-streams serve` runs (it records its URL in .hitl-data/redis.url)"
+    )
     monkeypatch.setenv("REDIS_URL", redis_url)
     table = f"t_{uuid.uuid4().hex[:16]}.env"
     assert runner.invoke(app, ["stats", "--table", table]).exit_code == 0  # REDIS_URL is the default
@@ -309,6 +315,23 @@ def test_errors_are_one_line_with_a_nonzero_exit(
     assert missing_file.exit_code == 2 and "no such file" in one_error_line(missing_file)
     garbage = cli("import", "-", input="not json\n")
     assert garbage.exit_code == 2 and "line 1: not an exported event" in one_error_line(garbage)
+
+
+def test_without_a_url_commands_use_the_one_serve_recorded_here(
+    redis_url: str, table_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    runner = CliRunner()
+    (tmp_path / ".hitl-data").mkdir()
+    (tmp_path / ".hitl-data" / "redis.url").write_text(redis_url + "\n")  # as `serve` records it
+    found = runner.invoke(app, ["stats", "--table", table_name])
+    assert found.exit_code == 0, found.stderr
+    assert found.stdout.startswith(f"prefix      {table_name.replace('.', ':')}\n")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # the environment comes first
+    assert runner.invoke(app, ["stats", "--table", table_name]).exit_code == 3
+    help_text = runner.invoke(app, ["stats", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "./.hitl-data/redis.url" in " ".join(help_text.split())
 
 
 def _entry_point() -> str:
