@@ -10,7 +10,7 @@ import typer
 from ..__about__ import __version__
 from ..data_dir import DEFAULT_DATA_DIR
 from ..history.keys import DEFAULT_TABLE
-from .ops import ClusterOption, TableOption, fail
+from .ops import ClusterOption, PlainHelp, PlainHelpGroup, TableOption, fail
 from .ops import register as register_operator_commands
 
 app = typer.Typer(
@@ -18,6 +18,9 @@ app = typer.Typer(
     help="Human-in-the-loop approvals for durable workflows, event-sourced on Redis Streams.",
     no_args_is_help=True,
     add_completion=False,
+    # Click's plain help: paragraphs reflowed to the terminal, no `<bool>`/`<str>` type labels.
+    rich_markup_mode=None,
+    cls=PlainHelpGroup,
 )
 
 
@@ -36,12 +39,13 @@ def main(
     """Human-in-the-loop approvals for durable workflows, event-sourced on Redis Streams."""
 
 
-@app.command()
+@app.command(cls=PlainHelp)
 def serve(
     redis_url: Annotated[
         str | None,
         typer.Option(
             "--redis-url",
+            metavar="URL",
             envvar="REDIS_URL",
             show_envvar=True,
             help="Your Redis, e.g. redis://localhost:6379/0; checked before serving. Without it, an embedded Valkey.",
@@ -49,24 +53,38 @@ def serve(
     ] = None,
     table: TableOption = DEFAULT_TABLE,
     cluster: ClusterOption = False,
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option("--host", metavar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="Port to listen on.")] = 8000,
     data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="Data directory of the embedded Redis (used without --redis-url).")
+        Path,
+        typer.Option(
+            "--data-dir", metavar="DIR", help="Data directory of the embedded Redis (used without --redis-url)."
+        ),
     ] = DEFAULT_DATA_DIR,
     webhook_url: Annotated[
         str | None,
-        typer.Option("--webhook-url", envvar="HITL_WEBHOOK_URL", help="Resume workflows by POSTing decisions here."),
+        typer.Option(
+            "--webhook-url",
+            metavar="URL",
+            envvar="HITL_WEBHOOK_URL",
+            help="Resume workflows by POSTing decisions here.",
+        ),
     ] = None,
     webhook_secret: Annotated[
         str | None,
-        typer.Option("--webhook-secret", envvar="HITL_WEBHOOK_SECRET", help="HMAC key signing the webhook POSTs."),
+        typer.Option(
+            "--webhook-secret",
+            metavar="SECRET",
+            envvar="HITL_WEBHOOK_SECRET",
+            help="HMAC key signing the webhook POSTs.",
+        ),
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL", help="uvicorn log level.")] = "info",
     redis_port: Annotated[
         int | None,
         typer.Option(
             "--redis-port",
+            metavar="PORT",
             help="Port of the embedded server (no --redis-url): default the previous start's, else 16379.",
         ),
     ] = None,

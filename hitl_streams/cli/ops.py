@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 import redis.exceptions
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from ..data_dir import DEFAULT_DATA_DIR, URL_FILE, recorded_url
 from ..errors import HitlError, NotFoundError, SchemaError, ValidationError
@@ -56,24 +57,66 @@ RedisUrlOption = Annotated[
     str | None,
     typer.Option(
         "--redis-url",
+        metavar="URL",
         envvar="REDIS_URL",
         show_envvar=True,
         help=(
-            "Redis URL, e.g. redis://localhost:6379/0 or rediss://user:pass@host:6380/0. Without it and "
-            "REDIS_URL: the URL `hitl-streams serve` recorded in ./.hitl-data/redis.url (its embedded "
-            "server), so commands run where serve runs need no flag."
+            "Redis URL, e.g. redis://localhost:6379/0 or rediss://user:pass@host:6380/0. Default: REDIS_URL, "
+            "else the URL that `hitl-streams serve` recorded in .hitl-data/redis.url of the current directory "
+            "(its embedded server), so commands run where serve runs need no flag."
         ),
     ),
 ]
 TableOption = Annotated[
     str,
-    typer.Option("--table", help="Table name, as in the TypeScript SDK: schema.table gives key prefix schema:table."),
+    typer.Option(
+        "--table",
+        metavar="NAME",
+        help="Table name, as in the TypeScript SDK: schema.table gives key prefix schema:table.",
+    ),
 ]
 ClusterOption = Annotated[
     bool, typer.Option("--cluster", help="Redis Cluster: the prefix is wrapped in a hash tag, {schema:table}.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+class PlainHelp(TyperCommand):
+    """A command whose help lists arguments by name alone: typer labels them `<str>`, `<Path>`."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:  # typer's vendored click types
+        arguments: list[tuple[str, str]] = []
+        options: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((param.metavar or (param.name or "").upper(), record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+class PlainHelpGroup(TyperGroup):
+    """The app's help: each command with the whole first paragraph of its docstring, wrapped rather than
+    cut off with "..." (click's default)."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows: list[tuple[str, str]] = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            summary = (command.short_help or command.help or "").strip().split("\n\n", 1)[0]
+            rows.append((name, " ".join(summary.split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 class CliError(Exception):
@@ -631,4 +674,4 @@ def register(app: typer.Typer) -> None:
         (import_, "import"),
         (adopt, "adopt"),
     ):
-        app.command(name)(command)
+        app.command(name, cls=PlainHelp)(command)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import typer
 from event_history import populate
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -67,6 +69,40 @@ def one_error_line(result: Any) -> str:
     assert len(lines) == 1, result.stderr  # progress lines aside, the error is one line
     assert lines[0].startswith("hitl-streams: error: ")
     return lines[0]
+
+
+@pytest.mark.parametrize("command", ["", "serve", *COMMANDS])
+@pytest.mark.parametrize("columns", ["60", "100"])
+def test_help_has_no_type_labels_and_whole_paragraphs(command: str, columns: str) -> None:
+    """No `<bool>`/`<str>` after flags and arguments; every docstring paragraph reflowed to the width (not
+    cut mid-sentence by a hard line break, not cut off with "...")."""
+    import re
+
+    from hitl_streams.cli.ops import PlainHelp
+
+    result = CliRunner().invoke(app, [*filter(None, [command]), "--help"], env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.stdout
+    assert not re.search(r"<(bool|str|int|path|Path)>", result.stdout), result.stdout
+    flat = "".join(result.stdout.split())  # words in order, however wrapped
+    group = typer.main.get_group(app)
+    target = group.get_command(None, command) if command else group  # type: ignore[arg-type]
+    assert target is not None and (not command or isinstance(target, PlainHelp))
+    for paragraph in (target.help or "").split("\n\n"):
+        assert "".join(paragraph.split()) in flat
+    if not command:  # every command listed with the first paragraph of its docstring, whole
+        for name in ["serve", *COMMANDS]:
+            sub = group.get_command(None, name)  # type: ignore[arg-type]
+            assert sub is not None
+            assert "".join((sub.help or "").split("\n\n")[0].split()) in flat
+    # Each description line is filled up to the width before the next one starts (a hard line break of
+    # the docstring would leave a short line followed by the rest of its sentence).
+    width = min(int(columns), 80)
+    description = result.stdout.split("\n\n", 1)[1].split("\nArguments:", 1)[0].split("\nOptions:", 1)[0]
+    for block in description.split("\n\n"):
+        lines = block.splitlines()
+        for line, following in itertools.pairwise(lines):
+            next_word = following.split()[0]
+            assert len(line) + 1 + len(next_word) > width, f"{line!r} then {following!r}"
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -331,7 +367,7 @@ def test_without_a_url_commands_use_the_one_serve_recorded_here(
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # the environment comes first
     assert runner.invoke(app, ["stats", "--table", table_name]).exit_code == 3
     help_text = runner.invoke(app, ["stats", "--help"], env={"COLUMNS": "200"}).stdout
-    assert "./.hitl-data/redis.url" in " ".join(help_text.split())
+    assert "recordedin.hitl-data/redis.urlofthecurrentdirectory" in "".join(help_text.split())
 
 
 def _entry_point() -> str:
