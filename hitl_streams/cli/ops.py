@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import io
 import os
+import re
 import sys
+import textwrap
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from ..ops.archive import export_history, import_history
 from ..ops.stats import collect_stats
 from ..streams.connect import connect
 from ..streams.replay import ReplayProgress
+from ..streams.schema import ensure_schema
 from ..streams.stream_state import StreamState
 
 __all__ = ["EXIT_DRIFT", "EXIT_NOT_FOUND", "EXIT_REDIS", "EXIT_SCHEMA", "EXIT_USAGE", "Target", "register", "target"]
@@ -234,6 +237,7 @@ def run(where: Target, body: Callable[[StreamState], Awaitable[_T]]) -> _T:
 _PHASES = {
     "scan": "scanning keys",
     "import": "importing",
+    "export": "exporting",
     "replay": "replaying",
     "compare": "comparing",
     "swap": "swap",
@@ -376,7 +380,8 @@ def migrate(
     async def body(state: StreamState) -> None:
         before = await state.schema_status()
         if not status:
-            await state.ensure_schema()
+            with Progress() as progress:
+                await ensure_schema(state.redis, state.keys, state.projector, progress=progress)
             after = await state.schema_status()
             applied = [s.id for s in before.pending if s not in after.pending]
             typer.echo(f"applied {len(applied)} step(s): {', '.join(applied)}" if applied else "up to date")
@@ -384,10 +389,16 @@ def migrate(
         typer.echo(f"{where.keys.prefix}: {before.history_events} events in history")
         for label, steps in (("applied", before.applied), ("pending", before.pending)):
             for step in steps:
-                summary = " ".join(step.description.split())
-                typer.echo(f"  {label:<8} {step.id:<26} {summary[:100]}")
+                typer.echo(f"  {label:<8} {step.id:<26} {_summary(step.description)}")
 
     run(where, body)
+
+
+def _summary(description: str, width: int = 100) -> str:
+    """A step's description on one line: its first sentence, shortened at a word boundary if need be."""
+    flat = " ".join(description.split())
+    first = re.split(r"(?<=[.:;])\s", flat, maxsplit=1)[0]
+    return textwrap.shorten(first, width=width, placeholder=" ...")
 
 
 def rebuild(
@@ -496,14 +507,17 @@ def timeline(
 ) -> None:
     """The timeline entries of a thread, oldest first: time, entry id, message, detail.
 
+    A request, batch or thread that exists but has no entries prints just the header (exit 0); an id
+    nothing was ever recorded about exits 4.
+
     Example:  hitl-streams timeline 3f2a9c1e-... --json
     """
     where = target(redis_url, table, cluster)
 
     async def body(state: StreamState) -> list[Any]:
         entries = await state.timeline(thread_id)
-        if not entries:
-            raise NotFoundError(f'No timeline entries for thread "{thread_id}"')
+        if not entries and not await state.audit(thread_id):  # unknown, not merely empty
+            raise NotFoundError(f'Unknown thread "{thread_id}" (no timeline entries, no history)')
         return entries
 
     entries = run(where, body)
@@ -573,8 +587,9 @@ def export(
     out = typer.get_binary_stream("stdout")
 
     async def body(state: StreamState) -> None:
-        async for line in export_history(state.redis, state.keys, since=since, until=until):
-            out.write(line)
+        with Progress() as progress:
+            async for line in export_history(state.redis, state.keys, since=since, until=until, progress=progress):
+                out.write(line)
         out.flush()
 
     try:
@@ -609,7 +624,11 @@ def import_(
     if str(path) != "-" and not path.is_file():
         fail(f"{path}: no such file", EXIT_USAGE)
 
-    result = run(where, lambda state: import_history(state.redis, state.keys, _read_lines(path), state.projector))
+    async def body(state: StreamState) -> Any:
+        with Progress() as progress:
+            return await import_history(state.redis, state.keys, _read_lines(path), state.projector, progress=progress)
+
+    result = run(where, body)
     typer.echo(f"imported {result.events} events into {where.keys.prefix} ({result.seconds:.2f}s)")
 
 

@@ -9,6 +9,7 @@ without history must be adopted first (`hitl-streams adopt`), never silently rew
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from ..errors import SchemaError
 from ..history.keys import Keys
 from ..history.projection import Projector, Step
 from .locks import prefix_lock
-from .replay import projection_keys, rebuild_locked
+from .replay import ReplayProgress, projection_keys, rebuild_locked
 from .replies import text
 
 __all__ = ["SchemaStatus", "ensure_schema", "schema_status"]
@@ -46,8 +47,11 @@ async def _holds_unadopted_data(redis: Any, keys: Keys) -> bool:
     return False
 
 
-async def ensure_schema(redis: Any, keys: Keys, projector: Projector) -> None:
-    """Apply pending steps. Idempotent; replicas starting together wait on the lock, one does the work."""
+async def ensure_schema(
+    redis: Any, keys: Keys, projector: Projector, *, progress: Callable[[ReplayProgress], None] | None = None
+) -> None:
+    """Apply pending steps. Idempotent; replicas starting together wait on the lock, one does the work.
+    `progress` hears of the replay, when there is history to replay."""
     wanted = projector.ledger_ids
     if set(wanted) <= await _ledger(redis, keys):
         return
@@ -56,7 +60,7 @@ async def ensure_schema(redis: Any, keys: Keys, projector: Projector) -> None:
         if set(wanted) <= applied:
             return
         if int(await redis.xlen(keys.events)) > 0:
-            await rebuild_locked(redis, keys, projector)
+            await rebuild_locked(redis, keys, projector, progress=progress)
         elif await _holds_unadopted_data(redis, keys):
             raise SchemaError(
                 f'"{keys.prefix}" holds data written without history (a TypeScript IoredisState deployment?). '

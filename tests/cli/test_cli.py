@@ -229,6 +229,13 @@ def test_timeline_and_stats(cli: Callable[..., Any], redis_url: str, table_name:
     entries = [json.loads(line) for line in cli("timeline", "r1", "--json").stdout.splitlines()]
     assert [e["id"] for e in entries] == ["e1", "e2"] and entries[1]["detail"] == {"items": []}
 
+    # r3 exists and has no entries: an empty timeline, not an error; an id never seen is one (exit 4).
+    empty = cli("timeline", "r3")
+    assert (empty.exit_code, empty.stdout.split()) == (0, ["TIME", "ENTRY", "MESSAGE", "DETAIL"])
+    assert (cli("timeline", "r3", "--json").exit_code, cli("timeline", "r3", "--json").stdout) == (0, "")
+    unknown = cli("timeline", "never-seen")
+    assert unknown.exit_code == 4 and 'Unknown thread "never-seen"' in one_error_line(unknown)
+
     stats = json.loads(cli("stats", "--json").stdout)
     assert stats["requests"] == 5 and stats["byStatus"] == {"pending": 3, "resolved": 2}
     assert stats["byNamespace"]["ops"] == {"total": 2, "pending": 1, "resolved": 1}
@@ -247,6 +254,8 @@ def test_export_round_trips_through_import_and_rebuild(
     lines = exported.stdout_bytes.splitlines(keepends=True)
     assert len(lines) > 20 and all(json.loads(line)["event"]["type"] for line in lines)
 
+    assert exported.stderr.splitlines()[-1].startswith(f"exporting: {len(lines)}/{len(lines)} events")
+
     positions = [json.loads(line)["position"] for line in lines]
     window = cli("export", "--since", positions[3], "--until", positions[6])
     assert window.stdout_bytes.splitlines(keepends=True) == lines[3:7]
@@ -255,6 +264,9 @@ def test_export_round_trips_through_import_and_rebuild(
     imported = cli("import", "-", table=copy, input=exported.stdout_bytes)
     assert imported.exit_code == 0, imported.stderr
     assert f"imported {len(lines)} events" in imported.stdout
+    progress = imported.stderr.splitlines()  # on stderr, at most one line a second per phase, and the last
+    assert f"importing: {len(lines)}/{len(lines)} events" in "\n".join(progress)
+    assert progress[-1].startswith(f"replaying: {len(lines)}/{len(lines)} events")
     assert cli("rebuild", "--yes", table=copy).exit_code == 0
 
     def rebased(table: str) -> dict[str, Any]:
@@ -281,6 +293,8 @@ def test_adopt_a_typescript_deployment_then_verify_is_clean(
 
     result = cli("adopt", "--yes")
     assert result.exit_code == 0, result.stderr
+    phases = [line.split(":")[0] for line in result.stderr.splitlines() if " events/s" in line]
+    assert {"scanning keys", "importing", "replaying", "swap"} <= set(phases), result.stderr
     assert "4 requests, 1 batches, 2 timeline entries, 1 notify deliveries -> 8 events" in result.stdout
     assert f"dropped (points at nothing): {prefix}:idx:ext:gone" in result.stdout
     assert cli("verify").exit_code == 0
@@ -310,6 +324,29 @@ def test_migrate_applies_then_reports_up_to_date(cli: Callable[..., Any]) -> Non
     assert applied.exit_code == 0 and applied.stdout.startswith("applied 7 step(s): 0001_records")
     again = cli("migrate")
     assert again.stdout.startswith("up to date") and again.stdout.count("applied ") == 7
+
+
+def test_migrate_reports_its_replay_and_whole_words(cli: Callable[..., Any], redis_url: str, table_name: str) -> None:
+    from hitl_streams.history.projection import load_steps
+
+    on_redis(redis_url, table_name, populate)
+    keys = Keys.for_table(table_name)
+    with SyncRedis.from_url(redis_url) as client:
+        client.srem(keys.meta_migrations, "0007_request_audit_buckets")  # as if 0007 had just shipped
+    applied = cli("migrate")
+    assert applied.exit_code == 0, applied.stderr
+    assert applied.stdout.startswith("applied 1 step(s): 0007_request_audit_buckets")
+    assert applied.stderr.splitlines()[-1].startswith("replaying: ")  # history replayed through the step
+
+    status = cli("migrate", "--status")
+    descriptions = {step.id: " ".join(step.description.split()) for step in load_steps()}
+    lines = [line.split(None, 2) for line in status.stdout.splitlines()[1:]]
+    assert [line[1] for line in lines] == list(descriptions)
+    for _label, step_id, summary in lines:
+        shown = summary.removesuffix(" ...")
+        assert descriptions[step_id].startswith(shown), summary  # the description's own words, in order
+        cut = len(shown)
+        assert cut == len(descriptions[step_id]) or descriptions[step_id][cut] == " ", summary  # whole words
 
 
 def test_errors_are_one_line_with_a_nonzero_exit(
@@ -389,7 +426,8 @@ def test_the_installed_command_streams_into_a_closed_pipe_and_fails_without_trac
     piped = subprocess.run(
         ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=60, check=False
     )
-    assert piped.returncode == 0 and piped.stderr == ""
+    assert piped.returncode == 0
+    assert all(line.startswith("exporting: ") for line in piped.stderr.splitlines()), piped.stderr  # progress only
     assert json.loads(piped.stdout)["event"]["type"] == "request.created"
 
     down = subprocess.run(
