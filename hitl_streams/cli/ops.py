@@ -397,7 +397,7 @@ def migrate(
 def _summary(description: str, width: int = 100) -> str:
     """A step's description on one line: its first sentence, shortened at a word boundary if need be."""
     flat = " ".join(description.split())
-    first = re.split(r"(?<=[.:;])\s", flat, maxsplit=1)[0]
+    first = re.split(r"(?<=\.)\s", flat, maxsplit=1)[0]
     return textwrap.shorten(first, width=width, placeholder=" ...")
 
 
