@@ -113,8 +113,6 @@ def serve(
         run(options, echo=typer.echo)
     except ServeError as exc:
         fail(str(exc), exc.code)
-    except ValueError as exc:  # redis-py's verdict on a malformed URL
-        fail(f"invalid Redis URL {redact(redis_url or '')!r}: {exc}", 2)
     except Exception as exc:  # Redis unreachable, refused credentials, a schema to adopt: as every command
         fail(*explain(exc, redact(redis_url or ""), ""))
 

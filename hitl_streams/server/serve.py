@@ -198,7 +198,10 @@ async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], 
 
         # Reaching Redis (and its schema) is checked before the banner: a wrong URL or password is one
         # line from the CLI, not a banner followed by a traceback.
-        client = connect(redis_url, cluster=options.cluster, socket_connect_timeout=5.0)
+        try:
+            client = connect(redis_url, cluster=options.cluster, socket_connect_timeout=5.0)
+        except (ValueError, TypeError) as exc:  # redis-py's verdict on a malformed URL
+            raise ServeError(f"invalid Redis URL {redact_url(redis_url)!r}: {exc}", 2) from None
         try:
             stream_state = _stream_state_class()
             assert stream_state is not None
