@@ -8,17 +8,19 @@ from typing import Annotated
 import typer
 
 from ..__about__ import __version__
+from ..data_dir import DEFAULT_DATA_DIR
 from ..history.keys import DEFAULT_TABLE
-from .ops import ClusterOption, RedisUrlOption, TableOption
+from .ops import ClusterOption, PlainHelp, PlainHelpGroup, TableOption, fail
 from .ops import register as register_operator_commands
-
-DEFAULT_DATA_DIR = Path(".hitl-data")
 
 app = typer.Typer(
     name="hitl-streams",
     help="Human-in-the-loop approvals for durable workflows, event-sourced on Redis Streams.",
     no_args_is_help=True,
     add_completion=False,
+    # Click's plain help: paragraphs reflowed to the terminal, no `<bool>`/`<str>` type labels.
+    rich_markup_mode=None,
+    cls=PlainHelpGroup,
 )
 
 
@@ -37,29 +39,60 @@ def main(
     """Human-in-the-loop approvals for durable workflows, event-sourced on Redis Streams."""
 
 
-@app.command()
+@app.command(cls=PlainHelp)
 def serve(
-    redis_url: RedisUrlOption = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url",
+            metavar="URL",
+            envvar="REDIS_URL",
+            show_envvar=True,
+            help="Your Redis, e.g. redis://localhost:6379/0; checked before serving. Without it, an embedded Valkey.",
+        ),
+    ] = None,
     table: TableOption = DEFAULT_TABLE,
     cluster: ClusterOption = False,
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option("--host", metavar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="Port to listen on.")] = 8000,
     data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="Data directory of the embedded Redis (used without --redis-url).")
+        Path,
+        typer.Option(
+            "--data-dir", metavar="DIR", help="Data directory of the embedded Redis (used without --redis-url)."
+        ),
     ] = DEFAULT_DATA_DIR,
     webhook_url: Annotated[
         str | None,
-        typer.Option("--webhook-url", envvar="HITL_WEBHOOK_URL", help="Resume workflows by POSTing decisions here."),
+        typer.Option(
+            "--webhook-url",
+            metavar="URL",
+            envvar="HITL_WEBHOOK_URL",
+            help="Resume workflows by POSTing decisions here.",
+        ),
     ] = None,
     webhook_secret: Annotated[
         str | None,
-        typer.Option("--webhook-secret", envvar="HITL_WEBHOOK_SECRET", help="HMAC key signing the webhook POSTs."),
+        typer.Option(
+            "--webhook-secret",
+            metavar="SECRET",
+            envvar="HITL_WEBHOOK_SECRET",
+            help="HMAC key signing the webhook POSTs.",
+        ),
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL", help="uvicorn log level.")] = "info",
+    redis_port: Annotated[
+        int | None,
+        typer.Option(
+            "--redis-port",
+            metavar="PORT",
+            help="Port of the embedded server (no --redis-url): default the previous start's, else 16379.",
+        ),
+    ] = None,
     temporal_address: Annotated[
         str | None,
         typer.Option(
             "--temporal-address",
+            metavar="HOST:PORT",
             envvar="HITL_TEMPORAL_ADDRESS",
             help="Resume Temporal workflows by signalling them through this frontend (host:port; extra 'temporal').",
         ),
@@ -67,13 +100,17 @@ def serve(
     temporal_namespace: Annotated[
         str,
         typer.Option(
-            "--temporal-namespace", envvar="HITL_TEMPORAL_NAMESPACE", help="Temporal namespace of the workflows."
+            "--temporal-namespace",
+            metavar="NAMESPACE",
+            envvar="HITL_TEMPORAL_NAMESPACE",
+            help="Temporal namespace of the workflows.",
         ),
     ] = "default",
     dbos_database_url: Annotated[
         str | None,
         typer.Option(
             "--dbos-database-url",
+            metavar="URL",
             envvar="HITL_DBOS_DATABASE_URL",
             help="Resume DBOS workflows by sending to them through this DBOS system database (extra 'dbos').",
         ),
@@ -85,26 +122,31 @@ def serve(
     Decisions resume workflows through one resolver: --webhook-url (with --webhook-secret),
     --temporal-address (with --temporal-namespace) or --dbos-database-url.
     """
-    from ..server.serve import ServeOptions
+    from ..server.serve import ServeError, ServeOptions
     from ..server.serve import serve as run
+    from .ops import explain, redact
 
-    run(
-        ServeOptions(
-            host=host,
-            port=port,
-            redis_url=redis_url,
-            table=table,
-            cluster=cluster,
-            data_dir=data_dir,
-            webhook_url=webhook_url,
-            webhook_secret=webhook_secret,
-            log_level=log_level,
-            temporal_address=temporal_address,
-            temporal_namespace=temporal_namespace,
-            dbos_database_url=dbos_database_url,
-        ),
-        echo=typer.echo,
+    options = ServeOptions(
+        host=host,
+        port=port,
+        redis_url=redis_url,
+        table=table,
+        cluster=cluster,
+        data_dir=data_dir,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        log_level=log_level,
+        redis_port=redis_port,
+        temporal_address=temporal_address,
+        temporal_namespace=temporal_namespace,
+        dbos_database_url=dbos_database_url,
     )
+    try:
+        run(options, echo=typer.echo)
+    except ServeError as exc:
+        fail(str(exc), exc.code)
+    except Exception as exc:  # Redis unreachable, refused credentials, a schema to adopt: as every command
+        fail(*explain(exc, redact(redis_url or ""), ""))
 
 
 register_operator_commands(app)

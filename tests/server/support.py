@@ -34,7 +34,7 @@ class Resumed:
         self.calls.append((token, result))
         self.event.set()
 
-    async def wait_for(self, count: int, within: float = 2.0) -> None:
+    async def wait_for(self, count: int, within: float = 30.0) -> None:
         async def reached() -> None:
             while len(self.calls) < count:
                 self.event.clear()

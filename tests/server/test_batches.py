@@ -161,6 +161,16 @@ async def test_batch_remind_threads_under_the_batch_message_until_all_are_decide
     assert response.json() == {"pending": False}
 
 
+async def test_batch_remind_without_a_body_is_a_default_reminder(batch_hitl: Any) -> None:
+    hitl, board = batch_hitl
+    body = (await post(hitl, "batches", batch_body(2))).json()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hitl.asgi), base_url="http://t") as client:
+        response = await client.post(f"{API}/batches/{body['batchId']}/remind", content=b"")
+    assert (response.status_code, response.json()) == (200, {"pending": True})
+    [note] = board.notifications
+    assert note.destination == body["externalRef"]
+
+
 async def test_batch_escalation_redeliver_sends_only_pending_items(state: State, resumed: Resumed) -> None:
     board, pager = RecordingAdapter("board", batch=True), RecordingAdapter("pager")
     async with Hitl(state=state, resolver=CallbackResolver(resumed), adapters=[board, pager], secret="") as hitl:

@@ -149,6 +149,19 @@ async def test_remind_threads_a_notification_while_pending(
 DEFAULT_REMIND = "Reminder: approval still pending"
 
 
+async def test_remind_without_a_body_is_a_default_reminder(client: httpx.AsyncClient, chat: RecordingAdapter) -> None:
+    """`curl -X POST .../remind` sends no body: every field is optional, so it means `{}`."""
+    created = (await client.post(f"{API}/requests", json=create_body())).json()
+    for content in (b"", b"  \n"):
+        response = await client.post(f"{API}/requests/{created['id']}/remind", content=content)
+        assert (response.status_code, response.json()) == (200, {"pending": True})
+    assert [note.message for note in chat.notifications] == [DEFAULT_REMIND, DEFAULT_REMIND]
+    broken = await client.post(f"{API}/requests/{created['id']}/remind", content=b"{not json")
+    assert (broken.status_code, broken.json()) == (400, {"error": "Invalid JSON body"})
+    empty_create = await client.post(f"{API}/requests", content=b"")  # a create needs its fields
+    assert empty_create.status_code == 400
+
+
 async def test_escalation_notify_goes_to_the_other_channel_without_the_thread(state: State, resumed: Resumed) -> None:
     chat, pager = RecordingAdapter("chat"), RecordingAdapter("pager")
     hitl = Hitl(state=state, resolver=CallbackResolver(resumed), adapters=[chat, pager], secret="")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,7 +46,8 @@ async def _replicas(state: State) -> AsyncIterator[Replicas]:
 
 
 async def _until_sending(*chats: RecordingAdapter) -> None:
-    for _ in range(2000):
+    deadline = time.monotonic() + 30  # a busy machine is slow, not wrong
+    while time.monotonic() < deadline:
         if any(chat.sent for chat in chats):
             return
         await asyncio.sleep(0.001)
@@ -88,12 +90,13 @@ async def test_simultaneous_first_creates_on_two_replicas_deliver_once_and_agree
 async def test_a_delivery_slower_than_the_lease_keeps_it(state: State, monkeypatch: pytest.MonkeyPatch) -> None:
     """The channel takes longer than the lease's time to live: the holder renews it, so a retry on the other
     replica still waits for that delivery instead of sending a second message."""
-    monkeypatch.setattr(core, "_DELIVERY_LEASE_MS", 150)
+    # A 1 s lease is renewed every third of it: a loop held up for half a second still renews in time.
+    monkeypatch.setattr(core, "_DELIVERY_LEASE_MS", 1000)
     async with _replicas(state) as (first_chat, second_chat, a, b):
         gate = first_chat.pause("send")
         original = asyncio.create_task(a.post(f"{API}/requests", json=BODY))
         await _until_sending(first_chat)
-        await asyncio.sleep(0.6)  # four times the lease's time to live
+        await asyncio.sleep(2.5)  # two and a half times the lease's time to live
         retry = asyncio.create_task(b.post(f"{API}/requests", json=BODY))
         await asyncio.sleep(0.3)
         assert not retry.done()

@@ -34,7 +34,7 @@ async def resume_events(hitl: Hitl, request_id: str) -> list[Any]:
     return [r.event for r in await hitl.inbox.audit(request_id) if isinstance(r.event, kinds)]
 
 
-async def wait_until_done(hitl: Hitl, request_id: str, within: float = 2.0) -> list[Any]:
+async def wait_until_done(hitl: Hitl, request_id: str, within: float = 30.0) -> list[Any]:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         events = await resume_events(hitl, request_id)
@@ -159,7 +159,8 @@ async def test_a_slow_or_failing_workflow_does_not_hold_up_the_others() -> None:
     async with Hitl(resolver=CallbackResolver(engine), retry=FAST) as hitl:
         await hitl.inbox.resolve(await create(hitl, "slow"), action_id="approve")
         await hitl.inbox.resolve(await create(hitl, "fast"), action_id="approve")
-        for _ in range(200):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             if done:
                 break
             await asyncio.sleep(0.005)
@@ -167,28 +168,24 @@ async def test_a_slow_or_failing_workflow_does_not_hold_up_the_others() -> None:
         stuck.set()
 
 
-async def test_workflows_resume_within_50_ms_of_the_decision() -> None:
-    """p99 over 300 decisions, measured from the call that records the decision to the engine call."""
-    started: dict[str, float] = {}
-    latencies: list[float] = []
-    arrived = asyncio.Event()
+async def test_a_decision_reaches_the_engine_without_waiting_for_a_timer() -> None:
+    """Resumption is pushed, not polled: every decision reaches the engine within a few turns of the event
+    loop (`sleep(0)`, no clock involved), so a busy machine cannot make this fail, and a poll would."""
+    resumed: list[str] = []
 
     async def engine(token: str, result: HumanResult) -> None:
-        latencies.append(time.perf_counter() - started[token])
-        if len(latencies) == len(started):
-            arrived.set()
+        resumed.append(token)
 
     async with Hitl(state=InMemoryState(), resolver=CallbackResolver(engine)) as hitl:
         ids = {f"t{n}": await create(hitl, f"t{n}") for n in range(300)}
         for token, request_id in ids.items():
-            started[token] = time.perf_counter()
             await hitl.inbox.resolve(request_id, action_id="approve")
-            await asyncio.sleep(0)
-        await asyncio.wait_for(arrived.wait(), 5)
-    latencies.sort()
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
-
-    assert p99 < 0.050, f"p99 {p99 * 1000:.1f} ms"
+            for _ in range(100):
+                if resumed and resumed[-1] == token:
+                    break
+                await asyncio.sleep(0)
+            assert resumed[-1:] == [token], f"{token} not resumed within 100 loop turns"
+    assert resumed == list(ids)  # each once, in decision order
 
 
 class _SwallowingQueue(MemoryResumeQueue):
@@ -207,6 +204,6 @@ async def test_a_cancelled_resumer_stops_even_if_the_queue_loses_the_cancellatio
     assert runner is not None
     await asyncio.sleep(0.02)
     runner.cancel()
-    done, _ = await asyncio.wait([runner], timeout=1.0)
+    done, _ = await asyncio.wait([runner], timeout=30)
     resumer._closing = True  # if it did not stop, let it end so the test fails instead of hanging
     assert done == {runner} and runner.cancelled()

@@ -1,9 +1,10 @@
 """connect(): the clients `serve` and the CLI make retry a write whose reply was lost, and StreamState
-turns the re-sent write into its first outcome (one event)."""
+turns the re-sent write into its first outcome (one event); without a URL it finds the one `serve` recorded."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -47,3 +48,21 @@ async def test_a_lost_reply_through_a_connect_client_writes_once(
 def test_a_malformed_url_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         connect("http://not-redis")
+
+
+async def test_without_a_url_connect_uses_redis_url_else_what_serve_recorded_here(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with pytest.raises(ValueError, match=r"run `hitl-streams serve` in this directory .*\.hitl-data/redis\.url"):
+        connect()
+    (tmp_path / ".hitl-data").mkdir()
+    (tmp_path / ".hitl-data" / "redis.url").write_text(redis_url + "\n")  # as serve records it
+    client = connect()
+    try:
+        assert await client.ping() is True
+    finally:
+        await client.aclose()
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # the environment comes first
+    assert connect().get_connection_kwargs()["port"] == 1

@@ -80,7 +80,7 @@ async def test_a_write_waits_for_the_pause_to_end(redis: Redis, table_name: str)
         await asyncio.sleep(0.2)
         assert not pending.done()
         assert (await state.get("a")).status == "pending"  # type: ignore[union-attr]
-    await asyncio.wait_for(pending, 5)
+    await asyncio.wait_for(pending, 30)
     assert (await state.get("a")).status == "resolved"  # type: ignore[union-attr]
     assert await redis.ttl(state.keys.meta_pause) == -2
 

@@ -54,7 +54,7 @@ async def test_a_waiter_cancelled_just_after_it_got_a_slot_hands_it_on() -> None
     first.cancel()  # ...and cancelled before it runs again
     with pytest.raises(asyncio.CancelledError):
         await first
-    await asyncio.wait_for(second, 1)  # so the slot went on to `second`
+    await asyncio.wait_for(second, 30)  # so the slot went on to `second`
     assert slots.free == 0
     slots.give()
     assert slots.free == 1

@@ -208,12 +208,20 @@ async def test_kill_9_under_load_leaves_no_drift_and_rebuild_is_byte_identical(
                 failures.append(exc)
                 await asyncio.sleep(0.01)
 
+    async def until_created(count: int) -> None:
+        # Counted in writes, not seconds: on a busy machine each phase simply takes longer.
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
+            if len(created) >= count:
+                return
+            await asyncio.sleep(0.01)
+
     task = asyncio.create_task(writer())
     try:
         for _ in range(3):
-            await asyncio.sleep(0.3)
+            await until_created(len(created) + 12)
             await crashable_redis.crash_and_restart()
-        await asyncio.sleep(0.3)
+        await until_created(len(created) + 6)
     finally:
         stop.set()
         await task

@@ -59,12 +59,20 @@ async def test_no_acknowledged_write_is_lost_across_three_crashes_under_load(cra
         finally:
             await client.aclose()
 
+    async def until_acked(count: int) -> None:
+        # Counted in writes, not seconds: on a busy machine each phase simply takes longer.
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
+            if acked >= count:
+                return
+            await asyncio.sleep(0.01)
+
     task = asyncio.create_task(writer())
     try:
         for _ in range(3):
-            await asyncio.sleep(0.15)
+            await until_acked(acked + 20)
             await crashable_redis.crash_and_restart()
-        await asyncio.sleep(0.1)
+        await until_acked(acked + 10)
     finally:
         stop.set()
         await task

