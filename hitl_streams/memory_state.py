@@ -25,6 +25,7 @@ from .errors import (
     UnknownRequestError,
 )
 from .keys import Keys
+from .memory_reviewers import MemoryReviewers
 from .namespaces import validate_namespace
 from .pagination import build_page, clamp_limit, decode_cursor, is_after_cursor
 from .records import (
@@ -71,6 +72,8 @@ class InMemoryState:
         # History, as StreamState keeps it: every change is one event; `audit` reads a subject's events.
         self._events: builtins.list[ev.AuditRecord] = []
         self._by_subject: dict[str, builtins.list[int]] = {}
+        self.reviewers = MemoryReviewers(self._append)
+        """Reviewers and their credentials (a `ReviewerDirectory`), recorded in this state's history."""
 
     def _append(self, event: ev.Event) -> None:
         position = len(self._events)
