@@ -3,11 +3,11 @@
 (a sign-in link, API token or session, stored under the hash of its token; links and sessions expire at
 their `expiresAt`). The events carry the records they store, so this step needs no earlier state."""
 
-from hitl_streams import events as ev
 from hitl_streams._time import iso_to_ms
-from hitl_streams.keys import Keys
-from hitl_streams.projection import Ops, Step
-from hitl_streams.reducer import Change
+from hitl_streams.history import events as ev
+from hitl_streams.history.keys import Keys
+from hitl_streams.history.projection import Ops, Step
+from hitl_streams.history.reducer import Change
 from hitl_streams.reviewers import CredentialRecord, ReviewerRecord, encode_record
 
 

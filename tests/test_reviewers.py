@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from hitl_streams import InMemoryState, Reviewer, StreamState, ValidationError
-from hitl_streams.events import event_to_dict
+from hitl_streams.history.events import event_to_dict
 from hitl_streams.reviewers import (
     DuplicateReviewerError,
     ReviewerDirectory,

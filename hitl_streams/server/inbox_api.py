@@ -33,7 +33,7 @@ from urllib.parse import parse_qs
 import msgspec
 
 from ..errors import AlreadyResolvedError, FeedbackValidationError, NotFoundError, ValidationError
-from ..events import AuditRecord
+from ..history.events import AuditRecord
 from ..records import HumanRequestRecord, RequestStatus
 from . import wire
 from .asgi import Scope, _Body, _header, _Responder

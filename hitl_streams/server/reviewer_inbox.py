@@ -15,7 +15,7 @@ from typing import Any
 
 from ..actions import action_by_id
 from ..errors import FeedbackValidationError, NotFoundError, UnknownBatchError, UnknownRequestError
-from ..events import AuditRecord
+from ..history.events import AuditRecord
 from ..namespaces import validate_namespace
 from ..pagination import clamp_limit, encode_cursor
 from ..records import HumanRequestRecord, InboxPage, RequestStatus, TimelineEntry
