@@ -97,6 +97,9 @@ def test_list_revoke_token_and_exit_codes(cli: Callable[..., Any], redis_url: st
     assert token.exit_code == 0 and re.fullmatch(r"hitl_rt_\S{43}\n", token.stdout)
     verified = on_redis(redis_url, table_name, lambda s: s.reviewers.verify(token.stdout.strip(), ("token",)))
     assert verified is not None and verified.name == "ada"
+    rotated = cli("token", "ada")
+    assert on_redis(redis_url, table_name, lambda s: s.reviewers.verify(token.stdout.strip(), ("token",))) is None
+    token = rotated
     table = cli("list")
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
