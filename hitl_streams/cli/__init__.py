@@ -12,6 +12,7 @@ from ..data_dir import DEFAULT_DATA_DIR
 from ..history.keys import DEFAULT_TABLE
 from .ops import ClusterOption, PlainHelp, PlainHelpGroup, TableOption, fail
 from .ops import register as register_operator_commands
+from .reviewers import reviewers_app
 
 app = typer.Typer(
     name="hitl-streams",
@@ -115,6 +116,27 @@ def serve(
             help="Resume DBOS workflows by sending to them through this DBOS system database (extra 'dbos').",
         ),
     ] = None,
+    inbox: Annotated[
+        bool, typer.Option("--inbox", help="Serve the reviewer side: the inbox API under inbox/api/ (and inbox/).")
+    ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            metavar="URL",
+            envvar="HITL_PUBLIC_URL",
+            help="Public base URL reviewers reach the server at.",
+        ),
+    ] = None,
+    trust_proxy_header: Annotated[
+        str | None,
+        typer.Option(
+            "--trust-proxy-header",
+            metavar="HEADER",
+            envvar="HITL_TRUST_PROXY_HEADER",
+            help="Identity header of an authenticating proxy (e.g. X-Forwarded-Email); only behind that proxy.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API under uvicorn; with no Redis URL, on an embedded Redis-compatible server.
 
@@ -140,6 +162,9 @@ def serve(
         temporal_address=temporal_address,
         temporal_namespace=temporal_namespace,
         dbos_database_url=dbos_database_url,
+        inbox=inbox,
+        public_url=public_url,
+        trust_proxy_header=trust_proxy_header,
     )
     try:
         run(options, echo=typer.echo)
@@ -150,3 +175,4 @@ def serve(
 
 
 register_operator_commands(app)
+app.add_typer(reviewers_app)

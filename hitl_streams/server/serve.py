@@ -39,6 +39,7 @@ from ..state import State
 from .asgi import BASE_PATH
 from .engine_resolvers import check_one_resolver, open_engine_resolver
 from .hitl import Hitl
+from .inbox_settings import InboxSettings
 from .resolvers import Resolver, WebhookResolver
 
 __all__ = ["ServeError", "ServeOptions", "embedded_redis", "redact_url", "serve"]
@@ -64,6 +65,11 @@ class ServeOptions:
     dbos_database_url: str | None = None
     redis_port: int | None = None
     """The embedded server's port; None: the one recorded in `data_dir`, else 16379 (or the next free one)."""
+    inbox: bool = False
+    """The reviewer side (`inbox/`), with `public_url` for absolute sign-in links and, behind an SSO
+    proxy, `trust_proxy_header` (its identity header)."""
+    public_url: str | None = None
+    trust_proxy_header: str | None = None
 
 
 class ServeError(Exception):
@@ -226,7 +232,12 @@ async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], 
         resolver = WebhookResolver(options.webhook_url, options.webhook_secret)
     if engine_resolver is not None:
         resolver = engine_resolver
-    hitl = Hitl(state=state, resolver=resolver)
+    inbox = (
+        InboxSettings(public_url=options.public_url, trust_proxy_header=options.trust_proxy_header)
+        if options.inbox
+        else None
+    )
+    hitl = Hitl(state=state, resolver=resolver, inbox=inbox)
     config = uvicorn.Config(hitl.asgi, host=options.host, port=options.port, lifespan="on", log_level=options.log_level)
     server = uvicorn.Server(config)
     echo(
@@ -239,6 +250,15 @@ async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], 
         echo(f"            {HOW_TO_SET_IT}")
     else:
         echo("  auth:     bearer secret from HITL_SECRET")
+    if inbox is not None:
+        base = inbox.resolved_public_url or f"http://{options.host}:{options.port}"
+        sso = f", trusting {inbox.trust_proxy_header} from the proxy" if inbox.trust_proxy_header else ""
+        echo(f"  inbox:    {base}/inbox/ (API under inbox/api/){sso}")
+        if redis_url is not None:
+            where = f"--redis-url {redact_url(redis_url)} --table {options.table}"
+            echo(f"            add reviewers: hitl-streams reviewers add NAME --namespaces a,b {where}")
+        else:
+            echo("            reviewers: state.reviewers.add(...) (the CLI needs a Redis; this state is in memory)")
     echo("  Ctrl-C stops the server.")
     try:
         await server.serve()
