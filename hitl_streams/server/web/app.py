@@ -245,7 +245,8 @@ class WebInbox:
             record = await self._ops.get(principal, request_id)
         except NotFoundError:
             return self._not_found(req, principal)
-        timeline = await self._ops.timeline(principal, record.id)
+        # A batch item's notifications are threaded under its batch (REF §5.4).
+        timeline = await self._ops.timeline(principal, record.batch_id or record.id)
         audit = await self._ops.audit(principal, record.id)
         return self._page(
             req,
@@ -269,6 +270,7 @@ class WebInbox:
         pending = [item for item in view.items if item.status == "pending"]
         batch_actions = view.batch.actions or (pending[0].actions if pending else [])
         audit = await self._ops.audit(principal, batch_id)
+        timeline = await self._ops.timeline(principal, batch_id)
         return self._page(
             req,
             principal,
@@ -278,6 +280,7 @@ class WebInbox:
             pending=pending,
             batch_actions=batch_actions,
             audit=audit,
+            timeline=timeline,
             notice=notice,
         )
 
