@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import UnknownBatchError, UnknownRequestError
-from ...events import AuditRecord
+from ...history.events import AuditRecord
 from ...records import HumanRequestRecord, InboxPage, RequestStatus, TimelineEntry
 from ...results import HumanResult, Reviewer
 from ..core import BatchDecision

@@ -9,7 +9,7 @@ import builtins
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, Protocol
 
-from ...events import AuditRecord
+from ...history.events import AuditRecord
 from ...records import HumanRequestRecord, InboxPage, RequestStatus, TimelineEntry
 from ...results import HumanResult
 from ..core import BatchDecision

@@ -22,7 +22,7 @@ from ...actions import (
     effective_style,
     effective_submit_label,
 )
-from ...events import Event, RequestResolved
+from ...history.events import Event, RequestResolved
 from ...results import Resolved, Reviewer
 
 __all__ = ["Renderer"]
