@@ -18,9 +18,11 @@ from msgspec import UNSET, UnsetType
 
 from ..records import BatchRecord, HumanRequestRecord, NewHumanRequest, NotifyDeliveryRecord, TimelineEntry
 from ..results import Resolved, Reviewer, TimedOut
+from ..reviewers import CredentialRecord, ReviewerRecord
 
 __all__ = [
     "AUDIT_EVENTS",
+    "REVIEWER_EVENTS",
     "STATE_EVENTS",
     "AuditRecord",
     "BatchCreated",
@@ -48,6 +50,11 @@ __all__ = [
     "ResumeAttempted",
     "ResumeFailed",
     "ResumeSucceeded",
+    "ReviewerAdded",
+    "ReviewerCredentialIssued",
+    "ReviewerRevoked",
+    "ReviewerSignedIn",
+    "ReviewerSignedOut",
     "TimelineAppended",
     "TimelineImported",
     "decode_event",
@@ -339,6 +346,57 @@ class ResumeFailed(_Audit, tag="resume.failed", kw_only=True):
     retry_in_ms: int | UnsetType = UNSET
 
 
+# --- reviewers: grants, revocations and credentials (projected by migrations/0008_reviewers.py) ---------
+class ReviewerAdded(_Base, tag="reviewer.added", kw_only=True):
+    """A reviewer is granted `reviewer.namespaces` (the actor is who granted it)."""
+
+    reviewer: ReviewerRecord
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.reviewer.id,)
+
+
+class ReviewerRevoked(_Base, tag="reviewer.revoked", kw_only=True):
+    """The reviewer (as it is after the revocation) loses every grant and credential at once."""
+
+    reviewer: ReviewerRecord
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.reviewer.id,)
+
+
+class ReviewerCredentialIssued(_Base, tag="reviewer.credential_issued", kw_only=True):
+    """A sign-in link or an API token; `hash` is the SHA-256 of the token (the token is never stored)."""
+
+    hash: str
+    credential: CredentialRecord
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.credential.reviewer_id,)
+
+
+class ReviewerSignedIn(_Base, tag="reviewer.signed_in", kw_only=True):
+    """A sign-in link exchanged, once, for a session: the link as it is now (used) and the new session."""
+
+    link_hash: str
+    link: CredentialRecord
+    session_hash: str
+    session: CredentialRecord
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.session.reviewer_id,)
+
+
+class ReviewerSignedOut(_Base, tag="reviewer.signed_out", kw_only=True):
+    session_hash: str
+    session: CredentialRecord
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.session.reviewer_id,)
+
+
+REVIEWER_EVENTS = (ReviewerAdded, ReviewerRevoked, ReviewerCredentialIssued, ReviewerSignedIn, ReviewerSignedOut)
+
 STATE_EVENTS = (
     RequestCreated,
     RequestExternalIdSet,
@@ -353,6 +411,7 @@ STATE_EVENTS = (
     BatchImported,
     TimelineImported,
     NotifyImported,
+    *REVIEWER_EVENTS,
 )
 AUDIT_EVENTS = (
     RequestDelivered,
@@ -397,6 +456,11 @@ Event = (
     | ResumeAttempted
     | ResumeSucceeded
     | ResumeFailed
+    | ReviewerAdded
+    | ReviewerRevoked
+    | ReviewerCredentialIssued
+    | ReviewerSignedIn
+    | ReviewerSignedOut
 )
 
 _encoder = msgspec.json.Encoder()

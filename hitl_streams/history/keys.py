@@ -89,6 +89,29 @@ class Keys:
     def meta_migrations(self) -> str:
         return f"{self.prefix}:meta:migrations"
 
+    # --- ours: reviewers (projected by migrations/0008_reviewers.py) -----------------------------------
+    def reviewer(self, reviewer_id: str) -> str:
+        """STRING: the reviewer as JSON (`id, name, email?, namespaces, addedAt, revokedAt?`)."""
+        return f"{self.prefix}:reviewer:{reviewer_id}"
+
+    @property
+    def reviewers_all(self) -> str:
+        """SET of every reviewer id ever added (revoked ones too: their records say so)."""
+        return f"{self.prefix}:reviewers:all"
+
+    def reviewer_by_name(self, name: str) -> str:
+        """STRING: the id of the reviewer with this name (the latest, if a revoked name was added again)."""
+        return f"{self.prefix}:reviewers:by-name:{name}"
+
+    def reviewer_by_email(self, email: str) -> str:
+        """STRING: the id of the reviewer with this email (lower case), for an SSO proxy's identity."""
+        return f"{self.prefix}:reviewers:by-email:{email}"
+
+    def credential(self, token_hash: str) -> str:
+        """STRING: a credential (sign-in link, API token, session) as JSON, under the SHA-256 (hex) of its
+        token; links and sessions expire (Redis TTL) at their `expiresAt`."""
+        return f"{self.prefix}:credential:{token_hash}"
+
     # --- ours: history and its bookkeeping ------------------------------------------------------------
     @property
     def events(self) -> str:

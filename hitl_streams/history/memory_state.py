@@ -39,6 +39,7 @@ from ..records import (
 from ..results import HumanResult
 from . import events as ev
 from .keys import Keys
+from .memory_reviewers import MemoryReviewers
 from .reducer import apply
 
 __all__ = ["InMemoryState"]
@@ -71,6 +72,8 @@ class InMemoryState:
         # History, as StreamState keeps it: every change is one event; `audit` reads a subject's events.
         self._events: builtins.list[ev.AuditRecord] = []
         self._by_subject: dict[str, builtins.list[int]] = {}
+        self.reviewers = MemoryReviewers(self._append)
+        """Reviewers and their credentials (a `ReviewerDirectory`), recorded in this state's history."""
 
     def _append(self, event: ev.Event) -> None:
         position = len(self._events)

@@ -23,7 +23,7 @@ __all__ = ["Op", "Ops", "Projector", "Step", "load_steps", "migrations_dir"]
 
 Op = tuple[str, str, tuple[str | bytes, ...]]
 """One write: (opcode, key, arguments). Opcodes: S set, Z zadd, R zrem, A sadd, P rpush position,
-H append position to a HASH field."""
+H append position to a HASH field, E expire at (unix ms) a key written just before."""
 
 
 class Ops:
@@ -53,6 +53,12 @@ class Ops:
     def push_position_to_field(self, key: str, field: str) -> None:
         """Append the event's own stream id to a HASH field's space-separated list of positions."""
         self.items.append(("H", key, (field,)))
+
+    def expire_at(self, key: str, unix_ms: int) -> None:
+        """The key (written by an earlier op of this event: a SET clears a TTL) expires at `unix_ms`.
+        Deterministic, so a replay gives the key the same deadline; a deadline already past deletes it,
+        live as in a replay."""
+        self.items.append(("E", key, (str(unix_ms),)))
 
     def drop(self, code: str, key: str) -> None:
         """Withdraw an earlier step's write: how a later step supersedes it (steps are append-only)."""

@@ -16,6 +16,7 @@ base path `/.well-known/hitl/v1`, so both of these work:
 | `requests/{id}/remind`, `batches/{id}/remind` | POST | 200 `{pending}`                           |
 | `channels/{key}/...`                     | any    | the adapter with that `channel_key`          |
 | `healthz`                                | GET    | 200 `{ok, state}`                            |
+| `inbox/...`                              | any    | the reviewer side, when on (`inbox_api.py`)  |
 
 Internal routes need `Authorization: Bearer <secret>` when a secret is set. Errors are
 `{"error": "..."}`: 400 bad JSON or shape, 401, 404, 405, 409 already decided, 413 body too large,
@@ -147,6 +148,7 @@ class HitlASGI:
         state_kind: str,
         on_startup: Callable[[], Awaitable[None]],
         on_shutdown: Callable[[], Awaitable[None]],
+        inbox: Callable[[Scope, _Body, _Responder, list[str]], Awaitable[None]] | None = None,
     ) -> None:
         self._core = core
         self._auth = auth
@@ -154,6 +156,8 @@ class HitlASGI:
         self._state_kind = state_kind
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
+        self.inbox = inbox
+        """Serves `inbox/...` (reviewer credentials, not the bearer secret); `None`: those routes do not exist."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope.get("type")
@@ -207,6 +211,9 @@ class HitlASGI:
 
         if segments[:1] == ["channels"]:
             await self._channel(scope, body, out, segments, mount)
+            return
+        if segments[:1] == ["inbox"] and self.inbox is not None:
+            await self.inbox(scope, body, out, segments[1:])
             return
         if segments == ["healthz"]:
             if method not in ("GET", "HEAD"):

@@ -10,14 +10,19 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from ..history.memory_state import InMemoryState
+from ..reviewers import ReviewerDirectory
 from ..state import State
 from .asgi import HitlASGI
 from .auth import BearerAuth
 from .channels import Adapter, with_inbox
 from .core import Core
 from .inbox import Inbox
+from .inbox_api import InboxAPI, InboxRoutes
+from .inbox_settings import InboxSettings
 from .resolvers import Resolver
 from .resumption import MemoryResumeQueue, ResumeJob, ResumeQueue, Resumer, RetryPolicy
+from .reviewer_auth import ReviewerAuth
+from .reviewer_inbox import ReviewerInbox
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "Hitl", "default_resume_queue"]
 
@@ -43,6 +48,9 @@ class Hitl:
     - `adapters`: delivery channels; the first is the default and the `inbox` channel is always added.
     - `secret`: bearer secret of the internal API; defaults to `HITL_SECRET`. Empty means open (warned once).
     - `max_body_bytes`: larger request bodies get 413 (1 MiB by default).
+    - `inbox`: the reviewer side (`InboxSettings(...)`, or `True` for the defaults): the JSON inbox API
+      under `inbox/api/`, for reviewers signed in with their own credentials. Off by default: the routes
+      do not exist. The state must keep reviewers (`InMemoryState`, `StreamState`).
     - `retry`: backoff between resume attempts; `resume_queue`: where resume jobs come from (default:
       the Redis stream for `StreamState`, in process otherwise); `resume_timeouts`: also resume a
       workflow with its `TimedOut` result, which closes waits the client abandoned.
@@ -59,6 +67,7 @@ class Hitl:
         retry: RetryPolicy | None = None,
         resume_queue: ResumeQueue | None = None,
         resume_timeouts: bool = True,
+        inbox: InboxSettings | bool | None = None,
     ) -> None:
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be positive")
@@ -77,6 +86,17 @@ class Hitl:
         self._core = Core(self.state, self.adapters, self._on_decision, resume_timeouts=resume_timeouts)
         self.inbox = Inbox(self._core)
         self._auth = BearerAuth(secret if secret is not None else os.environ.get("HITL_SECRET"))
+        self.inbox_settings = InboxSettings.of(inbox)
+        self.reviewer_auth: ReviewerAuth | None = None
+        self.reviewer_inbox: ReviewerInbox | None = None
+        self.inbox_routes: InboxRoutes | None = None
+        if self.inbox_settings is not None:
+            directory = getattr(self.state, "reviewers", None)
+            if not isinstance(directory, ReviewerDirectory):
+                raise ValueError(f"inbox=...: {type(self.state).__name__} keeps no reviewers (state.reviewers)")
+            self.reviewer_auth = ReviewerAuth(directory, proxy_header=self.inbox_settings.trust_proxy_header)
+            self.reviewer_inbox = ReviewerInbox(self.inbox)
+            self.inbox_routes = InboxRoutes(InboxAPI(self.reviewer_auth, self.reviewer_inbox))
         self.asgi = HitlASGI(
             self._core,
             self._auth,
@@ -84,6 +104,7 @@ class Hitl:
             state_kind=str(getattr(self.state, "kind", type(self.state).__name__)),
             on_startup=self.start,
             on_shutdown=self.stop,
+            inbox=self.inbox_routes,
         )
 
     def __repr__(self) -> str:

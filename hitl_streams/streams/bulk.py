@@ -66,7 +66,7 @@ def checked(replies: list[Any]) -> list[Any]:
 class NetOps:
     """The net effect of a sequence of projection ops (see module docs)."""
 
-    __slots__ = ("_fields", "_kinds", "_lists", "_sets", "_strings", "_zsets")
+    __slots__ = ("_expiries", "_fields", "_kinds", "_lists", "_sets", "_strings", "_zsets")
 
     def __init__(self) -> None:
         self._strings: dict[str, bytes | str] = {}
@@ -75,6 +75,7 @@ class NetOps:
         self._lists: dict[str, list[str]] = {}
         self._fields: dict[str, dict[str | bytes, list[str]]] = {}
         self._kinds: dict[str, str] = {}
+        self._expiries: dict[str, str | bytes] = {}
 
     def add(self, ops: Iterable[Op], position: str) -> int:
         """Fold one event's ops (its stream id is `position`); returns how many ops it had. Raises
@@ -82,12 +83,17 @@ class NetOps:
         count = 0
         kinds = self._kinds
         for code, key, args in ops:
+            if code == "E":  # a deadline for the key's latest value (a later SET clears it, as live)
+                self._expiries[key] = args[0]
+                count += 1
+                continue
             kind = "S" if code == "S" else "Z" if code in ("Z", "R") else code
             seen = kinds.setdefault(key, kind)
             if seen != kind:
                 raise TypeError(f"{key} is written as two types")
             if code == "S":
                 self._strings[key] = args[0]
+                self._expiries.pop(key, None)
             elif code == "Z":
                 self._zsets.setdefault(key, {})[args[1]] = args[0]
             elif code == "R":
@@ -112,6 +118,8 @@ class NetOps:
                 pairs = []
         if pairs:
             out.append(("MSET", *pairs))
+        for key, deadline in self._expiries.items():  # after the MSET, which clears TTLs
+            out.append(("PEXPIREAT", key, deadline))
         for key, members in self._zsets.items():
             added: list[Any] = []
             removed: list[Any] = []

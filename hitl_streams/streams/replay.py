@@ -341,6 +341,8 @@ def _op_commands(ops: Ops, position: str) -> list[tuple[Any, ...]]:
             out.append(("SADD", key, args[0]))
         elif code == "H":
             out.append(("EVAL", APPEND_FIELDS_LUA, 1, key, 1, args[0], position))
+        elif code == "E":
+            out.append(("PEXPIREAT", key, args[0]))
         else:
             out.append(("RPUSH", key, position))
     return out

@@ -7,6 +7,7 @@ ARGV: [op ttl seconds, op id, event JSON, guard count, guards..., ops...]
          "eq" expected            its key must hold exactly `expected` (a compare-and-set on the bytes)
   op:    "S" value | "Z" score member | "R" member | "A" member | "P" (RPUSH the new stream id)
          | "H" field (append the new stream id to a HASH field's space-separated positions)
+         | "E" unix-ms (PEXPIREAT: the key, already written, expires then; a time past deletes it)
 Reply: {1, id} written; {2, id} this op id already ran (a client retry), id is the first outcome;
        {0, n} guard n failed, nothing written.
 
@@ -43,14 +44,16 @@ for g = 1, nguards do
   k = k + 1
 end
 local first_op, first_key = i, k
-local want = {S = 'string', Z = 'zset', R = 'zset', A = 'set', P = 'list', H = 'hash'}
-local width = {S = 2, Z = 3, R = 2, A = 2, P = 1, H = 2}
+local want = {S = 'string', Z = 'zset', R = 'zset', A = 'set', P = 'list', H = 'hash', E = '*'}
+local width = {S = 2, Z = 3, R = 2, A = 2, P = 1, H = 2, E = 2}
 while i <= #ARGV do
   local op = ARGV[i]
   if not want[op] then return redis.error_reply('hitl: unknown projection op ' .. tostring(op)) end
-  local t = redis.call('TYPE', KEYS[k])['ok']
-  if t ~= 'none' and t ~= want[op] then
-    return redis.error_reply('WRONGTYPE hitl: ' .. KEYS[k] .. ' is a ' .. t .. ', expected ' .. want[op])
+  if want[op] ~= '*' then
+    local t = redis.call('TYPE', KEYS[k])['ok']
+    if t ~= 'none' and t ~= want[op] then
+      return redis.error_reply('WRONGTYPE hitl: ' .. KEYS[k] .. ' is a ' .. t .. ', expected ' .. want[op])
+    end
   end
   i, k = i + width[op], k + 1
 end
@@ -65,6 +68,7 @@ while i <= #ARGV do
   elseif op == 'H' then
     local had = redis.call('HGET', key, ARGV[i + 1])
     redis.call('HSET', key, ARGV[i + 1], had and (had .. ' ' .. id) or id)
+  elseif op == 'E' then redis.call('PEXPIREAT', key, ARGV[i + 1])
   else redis.call('RPUSH', key, id) end
   i, k = i + width[op], k + 1
 end

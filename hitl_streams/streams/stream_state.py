@@ -57,6 +57,7 @@ from .replay import DriftReport, ReplayProgress, ReplayStats, rebuild, verify
 from .replies import event_field, text
 from .schema import SchemaStatus, ensure_schema, schema_status
 from .scripts import Guard, as_eval, commit_command, commit_outcome
+from .stream_reviewers import StreamReviewers
 from .subject_cache import SubjectCache
 
 __all__ = ["StreamState"]
@@ -161,6 +162,8 @@ class StreamState:
         self._ready_lock = asyncio.Lock()
         # Leave a few connections of the client's pool to whatever else shares the client.
         self._slots = Slots(max(1, min(_pool_size(redis) - 4, 256)))
+        self.reviewers = StreamReviewers(self)
+        """Reviewers and their credentials (a `ReviewerDirectory`), as events in this prefix's history."""
 
     # --- schema ---------------------------------------------------------------------------------------
     async def ensure_schema(self) -> None:

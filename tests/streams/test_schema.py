@@ -76,7 +76,8 @@ def state_factory(redis: Redis, table_name: str) -> StreamState:
 
 async def test_a_new_step_is_applied_by_replaying_history(redis: Redis, table_name: str) -> None:
     steps = load_steps()
-    old = StreamState(redis, table_name=table_name, projector=Projector(steps[:-1]))
+    cut = [s.id for s in steps].index("0007_request_audit_buckets")  # later steps are pending too
+    old = StreamState(redis, table_name=table_name, projector=Projector(steps[:cut]))
     await populate(old)
     # The old deployment (steps 0001-0006) keeps a request's audit positions in a LIST of its own.
     assert await redis.exists(old.keys.audit("r0")) == 1
@@ -84,7 +85,7 @@ async def test_a_new_step_is_applied_by_replaying_history(redis: Redis, table_na
     trail = await old.audit("r0")
 
     new = StreamState(redis, table_name=table_name)
-    assert [s.id for s in (await new.schema_status()).pending] == [steps[-1].id]
+    assert [s.id for s in (await new.schema_status()).pending] == [s.id for s in steps[cut:]]
     await new.ensure_schema()
     assert (await new.schema_status()).pending == []
     upgraded = await snapshot(redis, new.keys)
