@@ -13,6 +13,7 @@ import pytest
 
 from hitl_streams import InMemoryState, State, StreamState
 from hitl_streams.results import Resolved
+from hitl_streams.server.web import TRUST_PROTO_ENV, WebInbox
 
 from .support import API, Resumed
 from .web_support import Site, client, csrf_of, sign_in, site
@@ -32,7 +33,7 @@ def web_state(request: pytest.FixtureRequest) -> State:
 
 @pytest.fixture
 async def web(web_state: State, resumed: Resumed) -> AsyncIterator[Site]:
-    async with site(web_state, resumed, page_size=2) as built:
+    async with site(web_state, resumed) as built:
         yield built
 
 
@@ -43,7 +44,7 @@ async def http(web: Site) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def alice(web: Site, http: httpx.AsyncClient) -> None:
-    await sign_in(http, web.add_reviewer("alice", ["ops", "hr"], "alice@example.com"))
+    await sign_in(http, await web.add_reviewer("alice", ["ops", "hr"], "alice@example.com"))
 
 
 def form_of(html: str, action_id: str) -> str:
@@ -67,7 +68,7 @@ async def test_signed_out_pages_redirect_to_sign_in_and_posts_get_401(web: Site,
 
 
 async def test_only_the_post_consumes_a_link(web: Site, http: httpx.AsyncClient) -> None:
-    link = web.add_reviewer("alice", ["ops"])
+    link = await web.add_reviewer("alice", ["ops"])
     for _ in range(2):  # a mail scanner fetching the link burns nothing
         page = await http.get("/inbox/login", params={"token": link})
         assert page.status_code == 200 and 'type="submit"' in page.text and "Sign in" in page.text
@@ -82,7 +83,7 @@ async def test_only_the_post_consumes_a_link(web: Site, http: httpx.AsyncClient)
 
 
 async def test_sign_in_post_needs_its_csrf_token_and_the_pre_session_cookie(web: Site) -> None:
-    link = web.add_reviewer("alice", ["ops"])
+    link = await web.add_reviewer("alice", ["ops"])
     async with client(web.app) as http:
         page = await http.get("/inbox/login", params={"token": link})
         csrf = csrf_of(page.text)
@@ -94,30 +95,34 @@ async def test_sign_in_post_needs_its_csrf_token_and_the_pre_session_cookie(web:
         await sign_in(other, link)
 
 
-async def test_cookie_flags_over_http_and_https(web: Site) -> None:
-    def cookies(reply: httpx.Response) -> list[str]:
-        return reply.headers.get_list("set-cookie")
+async def test_cookie_flags_over_http_and_https(
+    web_state: State, resumed: Resumed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = iter(f"reviewer{n}" for n in range(10))
 
-    async def behind_tls_proxy(scope: Any, receive: Any, send: Any) -> None:
-        await web.app(dict(scope, scheme="http"), receive, send)  # the browser speaks https to the proxy
-
-    async def signed(base_url: str, headers: dict[str, str] | None = None, app: Any = web.app) -> str:
-        link = web.add_reviewer(f"r{len(base_url)}{headers}", ["ops"])
-        async with client(app, base_url) as http:
+    async def signed(web: Site, base_url: str, headers: dict[str, str] | None = None, app: Any = None) -> str:
+        link = await web.add_reviewer(next(names), ["ops"])
+        async with client(app or web.app, base_url) as http:
             page = await http.get("/inbox/login", params={"token": link}, headers=headers)
             done = await http.post("/inbox/login", data={"token": link, "csrf": csrf_of(page.text)}, headers=headers)
-            (session,) = [c for c in cookies(done) if c.startswith("hitl_session=")]
+            (session,) = [c for c in done.headers.get_list("set-cookie") if c.startswith("hitl_session=")]
             return session
 
-    plain = await signed("http://hitl.test")
-    assert "HttpOnly" in plain and "SameSite=Lax" in plain and "Path=/inbox" in plain and "Secure" not in plain
-    secure = await signed("https://hitl.test")
-    assert "HttpOnly" in secure and "SameSite=Lax" in secure and "Secure" in secure
-    # X-Forwarded-Proto is ignored unless the proxy is trusted.
     forwarded = {"x-forwarded-proto": "https"}
-    assert "Secure" not in await signed("http://hitl.test", forwarded)
-    web.web._trust_proto = True
-    assert "Secure" in await signed("https://hitl.test", forwarded, behind_tls_proxy)
+    async with site(web_state, resumed) as web:
+        plain = await signed(web, "http://hitl.test")
+        assert "HttpOnly" in plain and "SameSite=Lax" in plain and "Path=/inbox" in plain and "Secure" not in plain
+        secure = await signed(web, "https://hitl.test")
+        assert "HttpOnly" in secure and "SameSite=Lax" in secure and "Secure" in secure
+        # X-Forwarded-Proto is ignored unless the proxy is trusted.
+        assert "Secure" not in await signed(web, "http://hitl.test", forwarded)
+    monkeypatch.setenv(TRUST_PROTO_ENV, "1")
+    async with site(web_state, resumed) as trusting:
+
+        async def behind_tls_proxy(scope: Any, receive: Any, send: Any) -> None:
+            await trusting.app(dict(scope, scheme="http"), receive, send)  # the browser speaks https to the proxy
+
+        assert "Secure" in await signed(trusting, "https://hitl.test", forwarded, behind_tls_proxy)
 
 
 async def test_sign_out_ends_the_session(web: Site, http: httpx.AsyncClient) -> None:
@@ -162,12 +167,12 @@ async def test_list_shows_only_the_reviewers_namespaces_with_filters_and_paging(
         return re.findall(r'<span class="row-message">([^<]*)</span>', html)
 
     seen: list[str] = []
-    page = await http.get("/inbox/")
-    assert "4</strong> pending" in page.text
+    assert "4</strong> pending" in (await http.get("/inbox/")).text
+    page = await http.get("/inbox/", params={"limit": "2"})
     while True:
         assert page.status_code == 200
         got = messages(page.text)
-        assert len(got) <= 2  # page_size
+        assert len(got) <= 2
         seen += got
         older = re.search(r'href="([^"]*)" rel="next"', page.text)
         if older is None:
@@ -290,7 +295,7 @@ async def test_a_conflicting_second_decision_says_who_decided(web: Site, http: h
     rid = await web.create(http, message="Deploy", namespace="ops")
     await alice(web, http)
     async with client(web.app) as bob:
-        await sign_in(bob, web.add_reviewer("bob", ["ops"]))
+        await sign_in(bob, await web.add_reviewer("bob", ["ops"]))
         stale = await bob.get(f"/inbox/requests/{rid}")  # bob opened the page before alice decided
         assert (await decide(http, rid, {"action": "deny", "f:reason": "not now"})).status_code == 303
         late = await bob.post(
@@ -312,7 +317,7 @@ async def test_csrf_refusal_changes_nothing(web: Site, http: httpx.AsyncClient) 
     forged = await http.post(f"/inbox/requests/{rid}/decide", data={**form, "csrf": "a" * 64})
     assert forged.status_code == 403 and "CSRF" in forged.text
     async with client(web.app) as bob:  # a token from another session does not work either
-        await sign_in(bob, web.add_reviewer("bob", ["ops"]))
+        await sign_in(bob, await web.add_reviewer("bob", ["ops"]))
         bobs = csrf_of((await bob.get("/inbox/")).text)
     assert (await http.post(f"/inbox/requests/{rid}/decide", data={**form, "csrf": bobs})).status_code == 403
     record = await web.hitl.inbox.get(rid)
@@ -444,20 +449,14 @@ async def test_timeline_and_audit_trail_of_a_request(web: Site, http: httpx.Asyn
 
 # --- mounting, limits, live refresh -------------------------------------------------------------------
 async def test_links_honour_the_mount_prefix(web_state: State, resumed: Resumed) -> None:
-    async with site(web_state, resumed, prefix="/hitl") as mounted:
-
-        async def app(scope: Any, receive: Any, send: Any) -> None:
-            assert scope["path"].startswith("/hitl")
-            await mounted.app(dict(scope, root_path="/hitl"), receive, send)
-
-        async with client(app) as http:
-            rid = await mounted.create(http, message="m", namespace="ops")
-            assert (await http.get("/hitl/inbox/")).headers["location"] == "/hitl/inbox/login"
-            await sign_in(http, mounted.add_reviewer("alice", ["ops"]), inbox="/hitl/inbox")
-            html = (await http.get("/hitl/inbox/")).text
-            assert f'href="/hitl/inbox/requests/{rid}"' in html
-            assert 'href="/hitl/inbox/static/inbox.css"' in html and 'action="/hitl/inbox/logout"' in html
-            assert 'data-live="/hitl/inbox/events?status=pending"' in html
+    async with site(web_state, resumed, prefix="/hitl") as mounted, client(mounted.app) as http:
+        rid = await mounted.create(http, message="m", namespace="ops")
+        assert (await http.get("/hitl/inbox/")).headers["location"] == "/hitl/inbox/login"
+        await sign_in(http, await mounted.add_reviewer("alice", ["ops"]), inbox="/hitl/inbox")
+        html = (await http.get("/hitl/inbox/")).text
+        assert f'href="/hitl/inbox/requests/{rid}"' in html
+        assert 'href="/hitl/inbox/static/inbox.css"' in html and 'action="/hitl/inbox/logout"' in html
+        assert 'data-live="/hitl/inbox/events?status=pending"' in html
 
 
 async def test_an_oversized_form_is_refused(web: Site, http: httpx.AsyncClient) -> None:
@@ -469,7 +468,8 @@ async def test_an_oversized_form_is_refused(web: Site, http: httpx.AsyncClient) 
 
 async def test_live_refresh_sends_changed_when_the_list_changes(web: Site, http: httpx.AsyncClient) -> None:
     await alice(web, http)
-    web.web._live_interval = 0.05
+    assert web.hitl.reviewer_inbox is not None and web.hitl.reviewer_auth is not None
+    live = WebInbox(web.hitl.reviewer_inbox, web.hitl.reviewer_auth, live_interval=0.05)
     cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
     scope = {
         "type": "http",
@@ -491,7 +491,7 @@ async def test_live_refresh_sends_changed_when_the_list_changes(web: Site, http:
         if b"event: changed" in message.get("body", b""):
             changed.set()
 
-    task = asyncio.create_task(web.web(scope, receive, send))
+    task = asyncio.create_task(live(scope, receive, send))
     await asyncio.sleep(0.2)
     assert sent[0]["status"] == 200 and not changed.is_set()
     assert (b"content-type", b"text/event-stream; charset=utf-8") in sent[0]["headers"]
@@ -505,5 +505,5 @@ async def test_live_refresh_sends_changed_when_the_list_changes(web: Site, http:
     async def keep(message: dict[str, Any]) -> None:
         refused.append(message)
 
-    await web.web(scope_out, receive, keep)
+    await live(scope_out, receive, keep)
     assert refused[0]["status"] == 401

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 
 from hitl_streams import State
+from hitl_streams.reviewers import ReviewerDirectory
 from hitl_streams.server import CallbackResolver, Hitl, RetryPolicy
-from hitl_streams.server.web import WebInbox
-from hitl_streams.server.web._standin import ReviewerAuth, ReviewerInbox
 
+from .conftest import resume_queue_for
 from .support import API, Resumed
 
 CSRF = re.compile(r'name="csrf" value="([^"]*)"')
@@ -34,23 +34,28 @@ FIELDS_ACTIONS = [
 
 @dataclass
 class Site:
-    """A Hitl with its web inbox mounted at `{prefix}/inbox`, and the reviewers' sign-in links."""
+    """A Hitl with the reviewer side on, its app mounted at `prefix`."""
 
     hitl: Hitl
-    auth: ReviewerAuth
-    web: WebInbox
     prefix: str = ""
 
     async def app(self, scope: Any, receive: Any, send: Any) -> None:
-        path: str = scope.get("path", "")
-        inbox = f"{self.prefix}/inbox"
-        if scope["type"] == "http" and (path == inbox or path.startswith(inbox + "/")):
-            await self.web(dict(scope, root_path=inbox), receive, send)
-            return
+        if self.prefix and scope["type"] == "http":
+            assert scope["path"].startswith(self.prefix)
+            scope = dict(scope, root_path=self.prefix)
         await self.hitl.asgi(scope, receive, send)
 
-    def add_reviewer(self, name: str, namespaces: list[str], email: str | None = None) -> str:
-        return self.auth.add(name, namespaces, email)
+    @property
+    def reviewers(self) -> ReviewerDirectory:
+        directory = getattr(self.hitl.state, "reviewers", None)
+        assert isinstance(directory, ReviewerDirectory)
+        return directory
+
+    async def add_reviewer(self, name: str, namespaces: list[str], email: str | None = None) -> str:
+        """Add a reviewer (or reuse one) and return a one-time sign-in link token."""
+        if await self.reviewers.get(name) is None:
+            await self.reviewers.add(name, namespaces=namespaces, email=email)
+        return (await self.reviewers.issue(name, "link")).token
 
     async def create(self, http: httpx.AsyncClient, **body: Any) -> str:
         body.setdefault("actions", FIELDS_ACTIONS)
@@ -62,16 +67,17 @@ class Site:
 
 
 @asynccontextmanager
-async def site(state: State, resumed: Resumed, prefix: str = "", **web: Any) -> AsyncIterator[Site]:
+async def site(state: State, resumed: Resumed, prefix: str = "") -> AsyncIterator[Site]:
     hitl = Hitl(
         state=state,
         resolver=CallbackResolver(resumed),
         secret="",
         retry=RetryPolicy(initial=0.01, maximum=0.05, jitter=0),
+        resume_queue=resume_queue_for(state),
+        inbox=True,
     )
-    auth = ReviewerAuth()
     async with hitl:
-        yield Site(hitl, auth, WebInbox(ReviewerInbox(hitl.inbox), auth, **web), prefix)
+        yield Site(hitl, prefix)
 
 
 def client(app: Any, base_url: str = "http://hitl.test") -> httpx.AsyncClient:

@@ -35,22 +35,26 @@ from ...actions import action_by_id, effective_label
 from ...errors import AlreadyResolvedError, NotFoundError, ValidationError
 from ...records import HumanRequestRecord, RequestStatus
 from ...results import Resolved
+from ...reviewers import ALL_NAMESPACES
 from ..core import BatchDecision
+from ..reviewer_auth import SESSION_COOKIE, Principal, ReviewerAuth
+from ..reviewer_inbox import ReviewerInbox
 from .csrf import csrf_token, csrf_valid
 from .forms import Decision, parse_decision
 from .http import HTML_HEADERS, BodyTooLarge, Disconnected, Receive, Request, Response, Scope, Send, cookie_header
-from .ports import Authenticator, ReviewerOps
 from .render import Renderer
 
-__all__ = ["LOGIN_COOKIE", "SESSION_COOKIE", "WebInbox"]
+__all__ = ["LOGIN_COOKIE", "SESSION_COOKIE", "TRUST_PROTO_ENV", "WebInbox"]
+
+TRUST_PROTO_ENV = "HITL_TRUST_FORWARDED_PROTO"
 
 log = logging.getLogger("hitl_streams.server")
 
-SESSION_COOKIE = "hitl_session"
 LOGIN_COOKIE = "hitl_login"
 """A random pre-session nonce set with the sign-in form: the form's CSRF token is bound to it."""
 
 _STATIC = {"inbox.css": b"text/css; charset=utf-8", "inbox.js": b"text/javascript; charset=utf-8"}
+_MAX_PAGE = 100
 _CHANGED = b"event: changed\ndata: {}\n\n"
 _STATUSES: dict[str, RequestStatus | None] = {"pending": "pending", "resolved": "resolved", "all": None}
 
@@ -68,17 +72,18 @@ class WebInbox:
     - `secret`: key for CSRF tokens of sessions without a cookie (proxy sign-in); defaults to
       `HITL_INBOX_SECRET`, else random per process. Cookie sessions need no shared key.
     - `trust_forwarded_proto`: believe `X-Forwarded-Proto: https` (behind your own TLS proxy) when
-      deciding to mark cookies `Secure`.
+      deciding to mark cookies `Secure`; defaults to `HITL_TRUST_FORWARDED_PROTO=1`. (uvicorn's
+      `--proxy-headers` also sets the scheme from a trusted proxy.)
     - `live_interval`: seconds between checks of the list for the live refresh.
     """
 
     def __init__(
         self,
-        ops: ReviewerOps,
-        auth: Authenticator,
+        ops: ReviewerInbox,
+        auth: ReviewerAuth,
         *,
         secret: bytes | None = None,
-        trust_forwarded_proto: bool = False,
+        trust_forwarded_proto: bool | None = None,
         max_form_bytes: int = 64 * 1024,
         page_size: int = 25,
         live_interval: float = 2.0,
@@ -88,6 +93,8 @@ class WebInbox:
         self._auth = auth
         env_secret = os.environ.get("HITL_INBOX_SECRET")
         self._key = secret or (env_secret.encode() if env_secret else secrets.token_bytes(32))
+        if trust_forwarded_proto is None:
+            trust_forwarded_proto = os.environ.get(TRUST_PROTO_ENV, "").lower() in ("1", "true", "yes")
         self._trust_proto = trust_forwarded_proto
         self._max_form = max_form_bytes
         self._page_size = page_size
@@ -144,12 +151,14 @@ class WebInbox:
         return self._not_found(req, principal)
 
     # --- pages -------------------------------------------------------------------------------------------
-    def _page(self, req: Request, principal: Any, template: str, code: int = 200, **context: Any) -> Response:
+    def _page(
+        self, req: Request, principal: Principal | None, template: str, code: int = 200, **context: Any
+    ) -> Response:
         csrf = self._csrf(req, principal) if principal is not None else ""
         body = self._render.render(template, base=req.base, principal=principal, csrf=csrf, url=req.url, **context)
         return Response(code, body)
 
-    def _not_found(self, req: Request, principal: Any) -> Response:
+    def _not_found(self, req: Request, principal: Principal | None) -> Response:
         return self._page(req, principal, "message.html", 404, title="Not found", text="There is nothing here.")
 
     def _static_file(self, name: str) -> Response:
@@ -200,22 +209,27 @@ class WebInbox:
         cleared = cookie_header(SESSION_COOKIE, "", path=req.base, secure=req.https, max_age=0)
         return Response.redirect(req.url("login") + "?signed_out=1", cleared)
 
-    async def _list(self, req: Request, principal: Any) -> Response:
+    async def _list(self, req: Request, principal: Principal) -> Response:
         status_name = req.query("status") or "pending"
         namespace = req.query("ns") or None
         cursor = req.query("cursor") or None
+        limit_text = req.query("limit") or None
+        if limit_text is not None and not (limit_text.isdigit() and 1 <= int(limit_text) <= _MAX_PAGE):
+            return self._bad_request(req, principal, f"limit must be a whole number from 1 to {_MAX_PAGE}.")
+        limit = int(limit_text) if limit_text is not None else self._page_size
         if status_name not in _STATUSES:
             return self._bad_request(req, principal, f'Unknown status "{status_name}".')
-        if namespace is not None and namespace not in principal.namespaces:
+        if namespace is not None and not principal.allows(namespace):
             return self._not_found(req, principal)
         status = _STATUSES[status_name]
         try:
-            page = await self._ops.list(
-                principal, status=status, namespace=namespace, limit=self._page_size, cursor=cursor
-            )
+            page = await self._ops.list(principal, status=status, namespace=namespace, limit=limit, cursor=cursor)
         except ValidationError as exc:
             return self._bad_request(req, principal, str(exc))
-        pending = await self._ops.count(principal, status="pending", namespace=namespace)
+        try:
+            pending = await self._ops.count(principal, status="pending", namespace=namespace)
+        except ValidationError as exc:
+            return self._bad_request(req, principal, str(exc))
         return self._page(
             req,
             principal,
@@ -225,16 +239,16 @@ class WebInbox:
             namespace=namespace,
             cursor=cursor,
             pending=pending,
-            namespaces=sorted(principal.namespaces),
+            namespaces=sorted(ns for ns in principal.namespaces if ns != ALL_NAMESPACES),
             statuses=list(_STATUSES),
-            list_url=lambda **query: _with_query(req.url(""), query),
+            list_url=lambda **query: _with_query(req.url(""), {**query, "limit": limit_text}),
             live_url=_with_query(req.url("events"), {"status": status_name, "ns": namespace}),
         )
 
     async def _request_page(
         self,
         req: Request,
-        principal: Any,
+        principal: Principal,
         request_id: str,
         *,
         status: int = 200,
@@ -261,7 +275,7 @@ class WebInbox:
         )
 
     async def _batch_page(
-        self, req: Request, principal: Any, batch_id: str, *, status: int = 200, notice: str | None = None
+        self, req: Request, principal: Principal, batch_id: str, *, status: int = 200, notice: str | None = None
     ) -> Response:
         try:
             view = await self._ops.get_batch(principal, batch_id)
@@ -285,7 +299,7 @@ class WebInbox:
         )
 
     # --- decisions ---------------------------------------------------------------------------------------
-    async def _decide(self, req: Request, principal: Any, request_id: str) -> Response:
+    async def _decide(self, req: Request, principal: Principal, request_id: str) -> Response:
         form = await req.form(self._max_form)
         try:
             record = await self._ops.get(principal, request_id)
@@ -308,7 +322,7 @@ class WebInbox:
             return await self._request_page(req, principal, request_id, status=400, decision=decision)
         return Response.redirect(back or req.url("requests", request_id))
 
-    async def _conflict(self, req: Request, principal: Any, record: HumanRequestRecord) -> Response:
+    async def _conflict(self, req: Request, principal: Principal, record: HumanRequestRecord) -> Response:
         current = await self._ops.get(principal, record.id)
         result = current.result
         if isinstance(result, Resolved):
@@ -320,7 +334,7 @@ class WebInbox:
             notice = "This request timed out before your decision. Your decision was not recorded."
         return await self._request_page(req, principal, record.id, status=409, notice=notice)
 
-    async def _decide_batch(self, req: Request, principal: Any, batch_id: str) -> Response:
+    async def _decide_batch(self, req: Request, principal: Principal, batch_id: str) -> Response:
         form = await req.form(self._max_form)
         try:
             view = await self._ops.get_batch(principal, batch_id)
@@ -349,22 +363,22 @@ class WebInbox:
         return Response.redirect(req.url("batches", batch_id))
 
     # --- security ----------------------------------------------------------------------------------------
-    def _csrf_binding(self, req: Request, principal: Any) -> tuple[bytes, str]:
+    def _csrf_binding(self, req: Request, principal: Principal) -> tuple[bytes, str]:
         session = req.cookie(SESSION_COOKIE)
         if session:
             return session.encode(), "session"
         return self._key, f"reviewer:{principal.reviewer_id}"
 
-    def _csrf(self, req: Request, principal: Any) -> str:
+    def _csrf(self, req: Request, principal: Principal) -> str:
         return csrf_token(*self._csrf_binding(req, principal))
 
-    async def _check_csrf(self, req: Request, principal: Any) -> None:
+    async def _check_csrf(self, req: Request, principal: Principal) -> None:
         form = await req.form(self._max_form)
         key, binding = self._csrf_binding(req, principal)
         if not csrf_valid(key, binding, _last(form, "csrf")):
             raise _Refused(self._forbidden(req, principal))
 
-    def _forbidden(self, req: Request, principal: Any) -> Response:
+    def _forbidden(self, req: Request, principal: Principal | None) -> Response:
         return self._page(
             req,
             principal,
@@ -375,7 +389,7 @@ class WebInbox:
             "Nothing was changed. Go back, reload the page and try again.",
         )
 
-    def _bad_request(self, req: Request, principal: Any, text: str) -> Response:
+    def _bad_request(self, req: Request, principal: Principal, text: str) -> Response:
         return self._page(req, principal, "message.html", 400, title="Bad request", text=text)
 
     # --- live refresh ------------------------------------------------------------------------------------
@@ -386,7 +400,7 @@ class WebInbox:
             return
         namespace = req.query("ns") or None
         status = _STATUSES.get(req.query("status") or "pending", "pending")
-        if namespace is not None and namespace not in principal.namespaces:
+        if namespace is not None and not principal.allows(namespace):
             await Response(404, b"Not found", b"text/plain; charset=utf-8").send(send)
             return
         headers = [
