@@ -31,6 +31,7 @@ __all__ = [
     "ALL_NAMESPACES",
     "LINK_TTL_SECONDS",
     "SESSION_TTL_SECONDS",
+    "SIGN_IN_PATH",
     "CredentialKind",
     "CredentialRecord",
     "DuplicateReviewerError",
@@ -45,6 +46,7 @@ __all__ = [
     "hash_token",
     "mint_token",
     "parse_namespaces",
+    "sign_in_link",
     "validate_email",
     "validate_reviewer_name",
 ]
@@ -150,6 +152,17 @@ def mint_token(kind: CredentialKind) -> tuple[str, str]:
 def hash_token(token: str) -> str:
     """The stored form of a token: SHA-256, hex (see the module docs for why not scrypt/argon2)."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+SIGN_IN_PATH = "inbox/login"
+"""Where a sign-in link leads, relative to the server's mount (the web inbox exchanges it for a session)."""
+
+
+def sign_in_link(token: str, public_url: str | None = None) -> str:
+    """The link a reviewer opens to sign in: absolute under `public_url` (the server's public base URL,
+    mount path included), else the path from the server's root."""
+    path = f"{SIGN_IN_PATH}?token={token}"  # token_urlsafe: nothing to escape
+    return f"{public_url.rstrip('/')}/{path}" if public_url else f"/{path}"
 
 
 def token_shape_ok(token: object, kind: CredentialKind | None = None) -> bool:

@@ -11,6 +11,7 @@ from ..__about__ import __version__
 from ..history.keys import DEFAULT_TABLE
 from .ops import ClusterOption, RedisUrlOption, TableOption
 from .ops import register as register_operator_commands
+from .reviewers import reviewers_app
 
 DEFAULT_DATA_DIR = Path(".hitl-data")
 
@@ -56,6 +57,21 @@ def serve(
         typer.Option("--webhook-secret", envvar="HITL_WEBHOOK_SECRET", help="HMAC key signing the webhook POSTs."),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    inbox: Annotated[
+        bool, typer.Option("--inbox", help="Serve the reviewer side: the inbox API under inbox/api/ (and inbox/).")
+    ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option("--public-url", envvar="HITL_PUBLIC_URL", help="Public base URL reviewers reach the server at."),
+    ] = None,
+    trust_proxy_header: Annotated[
+        str | None,
+        typer.Option(
+            "--trust-proxy-header",
+            envvar="HITL_TRUST_PROXY_HEADER",
+            help="Identity header of an authenticating proxy (e.g. X-Forwarded-Email); only behind that proxy.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API under uvicorn; with no Redis URL, on an embedded Redis-compatible server.
 
@@ -75,9 +91,13 @@ def serve(
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
             log_level=log_level,
+            inbox=inbox,
+            public_url=public_url,
+            trust_proxy_header=trust_proxy_header,
         ),
         echo=typer.echo,
     )
 
 
 register_operator_commands(app)
+app.add_typer(reviewers_app)

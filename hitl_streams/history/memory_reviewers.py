@@ -73,7 +73,7 @@ class MemoryReviewers:
         return None if reviewer_id is None else await self.get_by_id(reviewer_id)
 
     async def list(self) -> builtins.list[ReviewerRecord]:
-        return sorted((_copy(r) for r in self._by_id.values()), key=lambda r: (r.name, r.added_at))
+        return sorted((_copy(r) for r in self._by_id.values()), key=lambda r: (r.name, r.added_at, r.active))
 
     async def revoke(self, name: str, *, by: Reviewer | None = None) -> ReviewerRecord:
         current = await self.get(name)

@@ -22,6 +22,7 @@ from ..history.memory_state import InMemoryState
 from ..state import State
 from .asgi import BASE_PATH
 from .hitl import Hitl
+from .inbox_settings import InboxSettings
 from .resolvers import Resolver, WebhookResolver
 
 __all__ = ["ServeOptions", "embedded_redis", "redact_url", "serve"]
@@ -42,6 +43,11 @@ class ServeOptions:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     log_level: str = "info"
+    inbox: bool = False
+    """The reviewer side (`inbox/`), with `public_url` for absolute sign-in links and, behind an SSO
+    proxy, `trust_proxy_header` (its identity header)."""
+    public_url: str | None = None
+    trust_proxy_header: str | None = None
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -104,7 +110,12 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
         if not options.webhook_secret:
             raise SystemExit("--webhook-url needs --webhook-secret (or HITL_WEBHOOK_SECRET)")
         resolver = WebhookResolver(options.webhook_url, options.webhook_secret)
-    hitl = Hitl(state=state, resolver=resolver)
+    inbox = (
+        InboxSettings(public_url=options.public_url, trust_proxy_header=options.trust_proxy_header)
+        if options.inbox
+        else None
+    )
+    hitl = Hitl(state=state, resolver=resolver, inbox=inbox)
     config = uvicorn.Config(hitl.asgi, host=options.host, port=options.port, lifespan="on", log_level=options.log_level)
     server = uvicorn.Server(config)
     echo(f"  resolver: {resolver!r}" if resolver else "  resolver: none (pass --webhook-url to resume workflows)")
@@ -113,6 +124,11 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
         echo(f"            {HOW_TO_SET_IT}")
     else:
         echo("  auth:     bearer secret from HITL_SECRET")
+    if inbox is not None:
+        base = inbox.resolved_public_url or f"http://{options.host}:{options.port}"
+        sso = f", trusting {inbox.trust_proxy_header} from the proxy" if inbox.trust_proxy_header else ""
+        echo(f"  inbox:    {base}/inbox/ (API under inbox/api/){sso}")
+        echo("            add reviewers: hitl-streams reviewers add NAME --namespaces a,b --redis-url ...")
     echo("  Ctrl-C stops the server.")
     try:
         await server.serve()

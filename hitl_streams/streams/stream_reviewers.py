@@ -119,7 +119,9 @@ class StreamReviewers:
         if not ids:
             return []
         values = await io.mget([self._keys.reviewer(i) for i in ids])
-        return sorted((decode_reviewer(v) for v in values if v is not None), key=lambda r: (r.name, r.added_at))
+        return sorted(
+            (decode_reviewer(v) for v in values if v is not None), key=lambda r: (r.name, r.added_at, r.active)
+        )
 
     async def revoke(self, name: str, *, by: Reviewer | None = None) -> ReviewerRecord:
         async def attempt() -> ReviewerRecord:

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.redis
 
 ACTIONS = actions().approve(fields={"n": field.text(label="N", default="d")}).deny().build()
 ids = st.sampled_from(["a", "b", "c", "d"])
+reviewers = st.sampled_from(["ada", "bob"])
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("create"), ids, st.sampled_from(["global", "team"]), st.sampled_from([None, "B"])),
@@ -43,6 +44,10 @@ operations = st.lists(
         st.tuples(st.just("timeline"), ids, st.integers(0, 3)),
         st.tuples(st.just("notify"), st.sampled_from(["n1", "n2"]), ids),
         st.tuples(st.just("notify_ext"), st.sampled_from(["n1", "n2"]), st.sampled_from(["y1", "y2"])),
+        st.tuples(st.just("reviewer_add"), reviewers, st.sampled_from(["team", "*"])),
+        st.tuples(st.just("reviewer_revoke"), reviewers),
+        st.tuples(st.just("reviewer_token"), reviewers),
+        st.tuples(st.just("reviewer_sign_in_out"), reviewers),
     ),
     max_size=25,
 )
@@ -84,6 +89,19 @@ async def run(state: Any, op: tuple[Any, ...], counter: list[int]) -> str:
             await state.create_notify_delivery(NewNotifyDelivery(id=op[1], channel="c", message="n", group_id=op[2]))
         elif kind == "notify_ext":
             await state.set_notify_delivery_external_id(op[1], op[2])
+        elif kind == "reviewer_add":
+            await state.reviewers.add(op[1], namespaces=[op[2]], email=f"{op[1]}@example.com")
+        elif kind == "reviewer_revoke":
+            await state.reviewers.revoke(op[1])
+        elif kind == "reviewer_token":
+            issued = await state.reviewers.issue(op[1], "token")
+            return "ok" if await state.reviewers.verify(issued.token, ("token",)) is not None else "refused"
+        elif kind == "reviewer_sign_in_out":
+            link = await state.reviewers.issue(op[1], "link")
+            signed = await state.reviewers.sign_in(link.token)
+            if signed is None or await state.reviewers.sign_in(link.token) is not None:
+                return "sign-in refused"
+            await state.reviewers.sign_out(signed[1].token)
     except HitlError as exc:
         return type(exc).__name__
     return "ok"
@@ -120,6 +138,10 @@ async def test_projection_equals_rebuild_and_matches_memory(
         for status in (None, "pending", "resolved"):
             assert await stream.count(status=status) == await memory.count(status=status)  # type: ignore[arg-type]
         assert [r.id for r in await stream.list_by_batch("B")] == [r.id for r in await memory.list_by_batch("B")]
+        mine_reviewers, their_reviewers = await stream.reviewers.list(), await memory.reviewers.list()
+        assert [(r.name, r.namespaces, r.active) for r in mine_reviewers] == [
+            (r.name, r.namespaces, r.active) for r in their_reviewers
+        ]
     finally:
         names = [k async for k in redis.scan_iter(match=Keys.for_table(table).prefix + ":*")]
         if names:
