@@ -4,6 +4,8 @@ decisions, conflicts, CSRF, cookies, security headers, escaping, scope and mount
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +15,9 @@ import pytest
 
 from hitl_streams import InMemoryState, State, StreamState
 from hitl_streams.results import Resolved
+from hitl_streams.server import Hitl
 from hitl_streams.server.web import TRUST_PROTO_ENV, WebInbox
+from hitl_streams.server.web_pages import MISSING_JINJA2
 
 from .support import API, Resumed
 from .web_support import Site, client, csrf_of, sign_in, site
@@ -507,3 +511,30 @@ async def test_live_refresh_sends_changed_when_the_list_changes(web: Site, http:
 
     await live(scope_out, receive, keep)
     assert refused[0]["status"] == 401
+
+
+async def test_the_inbox_also_answers_under_the_base_path(web: Site, http: httpx.AsyncClient) -> None:
+    inbox = f"{API}/inbox"
+    assert (await http.get(f"{inbox}/")).headers["location"] == f"{inbox}/login"
+    await sign_in(http, await web.add_reviewer("alice", ["ops"]), inbox=inbox)
+    html = (await http.get(f"{inbox}/")).text
+    assert f'href="{inbox}/static/inbox.css"' in html
+
+
+async def test_without_jinja2_only_the_json_api_is_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, resumed: Resumed
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jinja2" else real(name, *a))
+    with caplog.at_level(logging.WARNING, logger="hitl_streams.server"):
+        async with site(InMemoryState(), resumed) as bare, client(bare.app) as http:
+            assert (await http.get("/inbox/login")).status_code == 404
+            assert (await http.get("/inbox/api/requests")).status_code == 401
+    assert MISSING_JINJA2 in caplog.text
+
+
+async def test_without_the_inbox_setting_there_are_no_pages(resumed: Resumed) -> None:
+    hitl = Hitl(state=InMemoryState(), secret="")
+    async with client(hitl.asgi) as http:
+        assert (await http.get("/inbox/login")).status_code == 404
+        assert (await http.get("/inbox/")).status_code == 404
