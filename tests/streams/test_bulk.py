@@ -26,6 +26,9 @@ def _random_ops(rng: random.Random, prefix: str, events: int) -> list[tuple[list
             member = f"m{rng.randint(0, 9)}"
             if kind == "S":
                 ops.append(("S", key, (f"v{rng.randint(0, 99)}".encode(),)))
+                if rng.random() < 0.4:  # a deadline (a past one deletes the key), as links and sessions have
+                    deadline = 4_000_000_000_000 + rng.randint(0, 3) if rng.random() < 0.8 else 1_000
+                    ops.append(("E", key, (str(deadline),)))
             elif kind == "Z":
                 ops.append(("Z", key, (str(rng.randint(0, 5)), member)))
             elif kind == "R":
@@ -69,6 +72,9 @@ async def test_net_effect_equals_writes_in_order(redis: Redis, table_name: str, 
     names = sorted({k for ops, _ in events for _, k, _ in ops})
     twins = [f"{base}:net" + n[len(f"{base}:seq") :] for n in names]
     assert await read_value(redis, names) == await read_value(redis, twins)
+    deadlines = [await redis.execute_command("PEXPIRETIME", n) for n in names]
+    assert deadlines == [await redis.execute_command("PEXPIRETIME", t) for t in twins]
+    assert any(d > 0 for d in deadlines)
 
 
 def test_a_key_written_as_two_types_is_refused() -> None:
