@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -538,3 +539,16 @@ async def test_without_the_inbox_setting_there_are_no_pages(resumed: Resumed) ->
     async with client(hitl.asgi) as http:
         assert (await http.get("/inbox/login")).status_code == 404
         assert (await http.get("/inbox/")).status_code == 404
+
+
+def test_the_readme_web_inbox_section_matches_the_code() -> None:
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "README.md").read_text()
+    start = text.index("### Web inbox")
+    section = text[start : text.index("\n## ", start)]
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", section)
+    assert images == ["docs/inbox-list.png", "docs/inbox-request.png"]
+    assert all((root / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
+    documented = re.search(r"`Content-Security-Policy: ([^`]*)`", section)
+    assert documented is not None and " ".join(documented.group(1).split()) == CSP
+    assert f"`{TRUST_PROTO_ENV}=1`" in section
