@@ -16,7 +16,8 @@ import pytest
 
 from hitl_streams import InMemoryState, State, StreamState
 from hitl_streams.results import Resolved
-from hitl_streams.server import Hitl
+from hitl_streams.server import CallbackResolver, Hitl
+from hitl_streams.server.inbox_settings import InboxSettings
 from hitl_streams.server.web import TRUST_PROTO_ENV, WebInbox
 from hitl_streams.server.web_pages import MISSING_JINJA2
 
@@ -552,3 +553,35 @@ def test_the_readme_web_inbox_section_matches_the_code() -> None:
     documented = re.search(r"`Content-Security-Policy: ([^`]*)`", section)
     assert documented is not None and " ".join(documented.group(1).split()) == CSP
     assert f"`{TRUST_PROTO_ENV}=1`" in section
+
+
+async def test_behind_an_sso_proxy_forms_carry_a_token_bound_to_a_csrf_cookie_on_every_replica(
+    web_state: State, resumed: Resumed
+) -> None:
+    header = {"x-forwarded-email": "ada@example.com"}
+
+    def replica() -> Hitl:
+        settings = InboxSettings(trust_proxy_header="X-Forwarded-Email")
+        return Hitl(state=web_state, resolver=CallbackResolver(resumed), secret="", inbox=settings)
+
+    one, two = replica(), replica()
+    async with one, two, client(one.asgi) as first, client(two.asgi) as second:
+        rid = await Site(one).create(first, message="m", namespace="ops")
+        await Site(one).reviewers.add("ada", namespaces=["ops"], email="ada@example.com")
+        page = await first.get(f"/inbox/requests/{rid}", headers=header)
+        assert page.status_code == 200 and "ada" in page.text
+        (cookie,) = page.headers.get_list("set-cookie")
+        assert cookie.startswith("hitl_csrf=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+        form = {"csrf": csrf_of(page.text), "action": "deny", "f:reason": "no"}
+        assert (await second.post(f"/inbox/requests/{rid}/decide", data=form, headers=header)).status_code == 403
+        second.cookies.set("hitl_csrf", first.cookies["hitl_csrf"])  # the same browser, another replica
+        done = await second.post(f"/inbox/requests/{rid}/decide", data=form, headers=header)
+        assert done.status_code == 303
+        record = await one.inbox.get(rid)
+        assert record is not None and isinstance(record.result, Resolved) and record.result.by is not None
+        assert record.result.by.email == "ada@example.com"
+
+
+async def test_other_methods_are_405(web: Site, http: httpx.AsyncClient) -> None:
+    assert (await http.put("/inbox/")).status_code == 405
+    assert (await http.delete("/inbox/requests/x")).status_code == 405

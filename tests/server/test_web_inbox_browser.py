@@ -134,136 +134,139 @@ async def test_a_reviewer_added_with_the_cli_signs_in_decides_and_the_workflow_r
         resume_queue=resume_queue_for(state),
         inbox=True,
     )
+    opened: list[Any] = []
     async with served(hitl.asgi) as base, httpx.AsyncClient(base_url=base) as http:
-        context = {
-            "service": "payments-api",
-            "version": "2.3.0",
-            "changes": ["idempotent refunds", "faster settlement export"],
-            "canary": {"errorRate": 0.002, "p99Ms": 184},
-        }
-        deploy = await create(
-            http,
-            "wf-deploy",
-            "Deploy payments-api 2.3.0 to production?",
-            "ops",
-            context=context,
-            actions=DEPLOY_ACTIONS,
-        )
-        await create(http, "wf-refund", "Refund order #4411 (EUR 129.00) to Jane Cooper?", "billing")
-        await create(http, "wf-quota", "Raise the API quota of acme-corp to 50k requests/min?", "ops")
-        await create(http, "wf-invoice", "Send the November invoice run (312 invoices)?", "billing")
-        await create(http, "wf-payroll", "Run the November payroll?", "finance")  # not alice's
+        try:
+            context = {
+                "service": "payments-api",
+                "version": "2.3.0",
+                "changes": ["idempotent refunds", "faster settlement export"],
+                "canary": {"errorRate": 0.002, "p99Ms": 184},
+            }
+            deploy = await create(
+                http,
+                "wf-deploy",
+                "Deploy payments-api 2.3.0 to production?",
+                "ops",
+                context=context,
+                actions=DEPLOY_ACTIONS,
+            )
+            await create(http, "wf-refund", "Refund order #4411 (EUR 129.00) to Jane Cooper?", "billing")
+            await create(http, "wf-quota", "Raise the API quota of acme-corp to 50k requests/min?", "ops")
+            await create(http, "wf-invoice", "Send the November invoice run (312 invoices)?", "billing")
+            await create(http, "wf-payroll", "Run the November payroll?", "finance")  # not alice's
 
-        alice_link = await add_reviewer("alice", "ops,billing", "alice@example.com", base, redis_url, table_name)
-        bob_link = await add_reviewer("bob", "ops", "bob@example.com", base, redis_url, table_name)
+            alice_link = await add_reviewer("alice", "ops,billing", "alice@example.com", base, redis_url, table_name)
+            bob_link = await add_reviewer("bob", "ops", "bob@example.com", base, redis_url, table_name)
 
-        dialogs: list[str] = []
+            dialogs: list[str] = []
 
-        async def new_page() -> Any:
-            context = await browser.new_context(viewport={"width": 1000, "height": 760}, device_scale_factor=1)
-            page = await context.new_page()
+            async def new_page() -> Any:
+                context = await browser.new_context(viewport={"width": 1000, "height": 760}, device_scale_factor=1)
+                opened.append(context)
+                page = await context.new_page()
 
-            async def on_dialog(dialog: Any) -> None:
-                dialogs.append(dialog.message)
-                await dialog.dismiss()
+                async def on_dialog(dialog: Any) -> None:
+                    dialogs.append(dialog.message)
+                    await dialog.dismiss()
 
-            page.on("dialog", on_dialog)
-            return page
+                page.on("dialog", on_dialog)
+                return page
 
-        # --- alice signs in with her link: a GET shows a button; only the POST uses the link ----------
-        alice = await new_page()
-        await alice.goto(alice_link)
-        await alice.get_by_role("button", name="Sign in").click()
-        await alice.wait_for_url(f"{base}/inbox/")
-        rows = alice.locator(".row-message")
-        await rows.first.wait_for()
-        shown = await rows.all_inner_texts()
-        assert "Deploy payments-api 2.3.0 to production?" in shown
-        assert "Refund order #4411 (EUR 129.00) to Jane Cooper?" in shown
-        assert "Run the November payroll?" not in shown  # finance is not hers
-        chips = await alice.locator('ul[aria-label="Namespace"] a').all_inner_texts()
-        assert chips == ["All namespaces", "billing", "ops"]
-        await alice.locator(".who-name").wait_for()
-        await alice.screenshot(path=str(DOCS / "inbox-list.png"), full_page=True)
-        # Created after the screenshot, so the README's picture shows ordinary requests.
-        hostile = await create(
-            http,
-            "wf-hostile",
-            " ".join(XSS),
-            "ops",
-            context={XSS[0]: XSS[1], "link": XSS[2], XSS[1]: [XSS[2]]},
-            actions=[{"id": XSS[1], "label": XSS[0], "fields": {XSS[2]: {"kind": "text", "label": XSS[1]}}}],
-        )
+            # --- alice signs in with her link: a GET shows a button; only the POST uses the link ----------
+            alice = await new_page()
+            await alice.goto(alice_link)
+            await alice.get_by_role("button", name="Sign in").click()
+            await alice.wait_for_url(f"{base}/inbox/")
+            rows = alice.locator(".row-message")
+            await rows.first.wait_for()
+            shown = await rows.all_inner_texts()
+            assert "Deploy payments-api 2.3.0 to production?" in shown
+            assert "Refund order #4411 (EUR 129.00) to Jane Cooper?" in shown
+            assert "Run the November payroll?" not in shown  # finance is not hers
+            chips = await alice.locator('ul[aria-label="Namespace"] a').all_inner_texts()
+            assert chips == ["All namespaces", "billing", "ops"]
+            await alice.locator(".who-name").wait_for()
+            await alice.screenshot(path=str(DOCS / "inbox-list.png"), full_page=True)
+            # Created after the screenshot, so the README's picture shows ordinary requests.
+            hostile = await create(
+                http,
+                "wf-hostile",
+                " ".join(XSS),
+                "ops",
+                context={XSS[0]: XSS[1], "link": XSS[2], XSS[1]: [XSS[2]]},
+                actions=[{"id": XSS[1], "label": XSS[0], "fields": {XSS[2]: {"kind": "text", "label": XSS[1]}}}],
+            )
 
-        await alice.get_by_role("link", name="billing", exact=True).click()
-        assert set(await rows.all_inner_texts()) == {
-            "Refund order #4411 (EUR 129.00) to Jane Cooper?",
-            "Send the November invoice run (312 invoices)?",
-        }
+            await alice.get_by_role("link", name="billing", exact=True).click()
+            assert set(await rows.all_inner_texts()) == {
+                "Refund order #4411 (EUR 129.00) to Jane Cooper?",
+                "Send the November invoice run (312 invoices)?",
+            }
 
-        # --- bob opens the same request before alice decides -------------------------------------------
-        bob = await new_page()
-        await bob.goto(bob_link)
-        await bob.get_by_role("button", name="Sign in").click()
-        await bob.wait_for_url(f"{base}/inbox/")
-        await bob.goto(f"{base}/inbox/requests/{deploy}")
+            # --- bob opens the same request before alice decides -------------------------------------------
+            bob = await new_page()
+            await bob.goto(bob_link)
+            await bob.get_by_role("button", name="Sign in").click()
+            await bob.wait_for_url(f"{base}/inbox/")
+            await bob.goto(f"{base}/inbox/requests/{deploy}")
 
-        # --- alice opens it, fills a text field and a select, decides -----------------------------------
-        await alice.goto(f"{base}/inbox/")
-        await alice.get_by_text("Deploy payments-api 2.3.0 to production?").click()
-        await alice.wait_for_url(f"{base}/inbox/requests/{deploy}")
-        assert "payments-api" in await alice.locator("dl.context").inner_text()
-        await alice.get_by_label("Note for the release log").fill("Canary clean for 2h, shipping.")
-        await alice.get_by_label("Deploy window").select_option("tonight")
-        await alice.evaluate("window.scrollTo(0, 0)")
-        await alice.screenshot(path=str(DOCS / "inbox-request.png"), full_page=True)
-        await alice.get_by_role("button", name="Approve deploy").click()
-        await alice.wait_for_url(f"{base}/inbox/requests/{deploy}")
-        outcome = await alice.locator("#outcome").inner_text()
-        assert "approve" in outcome.lower() and "alice" in outcome and "Canary clean for 2h, shipping." in outcome
-        assert await alice.locator("form button", has_text="Approve deploy").count() == 0  # the form is gone
-        audit = await alice.locator("#audit").inner_text()
-        assert "Decided: Approve (edited)" in audit and "alice <alice@example.com>" in audit
+            # --- alice opens it, fills a text field and a select, decides -----------------------------------
+            await alice.goto(f"{base}/inbox/")
+            await alice.get_by_text("Deploy payments-api 2.3.0 to production?").click()
+            await alice.wait_for_url(f"{base}/inbox/requests/{deploy}")
+            assert "payments-api" in await alice.locator("dl.context").inner_text()
+            await alice.get_by_label("Note for the release log").fill("Canary clean for 2h, shipping.")
+            await alice.get_by_label("Deploy window").select_option("tonight")
+            await alice.evaluate("window.scrollTo(0, 0)")
+            await alice.screenshot(path=str(DOCS / "inbox-request.png"), full_page=True)
+            await alice.get_by_role("button", name="Approve deploy").click()
+            await alice.wait_for_url(f"{base}/inbox/requests/{deploy}")
+            outcome = await alice.locator("#outcome").inner_text()
+            assert "approve" in outcome.lower() and "alice" in outcome and "Canary clean for 2h, shipping." in outcome
+            assert await alice.locator("form button", has_text="Approve deploy").count() == 0  # the form is gone
+            audit = await alice.locator("#audit").inner_text()
+            assert "Decided: Approve (edited)" in audit and "alice <alice@example.com>" in audit
 
-        # --- the workflow was resumed with that decision -------------------------------------------------
-        await resumed.wait_for(1, within=10)
-        token, result = resumed.calls[0]
-        assert token == "wf-deploy" and isinstance(result, Resolved)
-        assert result.feedbacks == {"note": "Canary clean for 2h, shipping.", "window": "tonight", "notify": True}
-        assert result.by is not None and result.by.name == "alice" and result.by.email == "alice@example.com"
+            # --- the workflow was resumed with that decision -------------------------------------------------
+            await resumed.wait_for(1, within=10)
+            token, result = resumed.calls[0]
+            assert token == "wf-deploy" and isinstance(result, Resolved)
+            assert result.feedbacks == {"note": "Canary clean for 2h, shipping.", "window": "tonight", "notify": True}
+            assert result.by is not None and result.by.name == "alice" and result.by.email == "alice@example.com"
 
-        # --- bob's stale form: a clear conflict, nothing recorded ---------------------------------------
-        await bob.get_by_label("Reason").fill("Not during the freeze")
-        await bob.get_by_role("button", name="Reject").click()
-        notice = await bob.get_by_role("alert").inner_text()
-        assert "Already decided by alice (Approve)" in notice
-        record = await hitl.inbox.get(deploy)
-        assert record is not None and isinstance(record.result, Resolved) and record.result.action_id == "approve"
+            # --- bob's stale form: a clear conflict, nothing recorded ---------------------------------------
+            await bob.get_by_label("Reason").fill("Not during the freeze")
+            await bob.get_by_role("button", name="Reject").click()
+            notice = await bob.get_by_role("alert").inner_text()
+            assert "Already decided by alice (Approve)" in notice
+            record = await hitl.inbox.get(deploy)
+            assert record is not None and isinstance(record.result, Resolved) and record.result.action_id == "approve"
 
-        # --- hostile strings render as text; nothing runs -----------------------------------------------
-        await alice.goto(f"{base}/inbox/requests/{hostile}")
-        assert await alice.locator("h1.message").inner_text() == " ".join(XSS)
-        context_text = await alice.locator("dl.context").inner_text()
-        assert all(payload in context_text for payload in XSS)
-        assert await alice.locator("form.action legend").inner_text() == XSS[0]
-        assert await alice.locator("form.action label").inner_text() == XSS[1]
-        assert await alice.locator("img").count() == 0
-        assert await alice.locator('a[href^="javascript:"]').count() == 0
-        scripts = await alice.locator("script").evaluate_all("(nodes) => nodes.map((n) => n.src)")
-        assert scripts == [f"{base}/inbox/static/inbox.js"]
-        await alice.goto(f"{base}/inbox/?status=all")
-        assert await alice.locator("img").count() == 0
-        assert dialogs == []
+            # --- hostile strings render as text; nothing runs -----------------------------------------------
+            await alice.goto(f"{base}/inbox/requests/{hostile}")
+            assert await alice.locator("h1.message").inner_text() == " ".join(XSS)
+            context_text = await alice.locator("dl.context").inner_text()
+            assert all(payload in context_text for payload in XSS)
+            assert await alice.locator("form.action legend").inner_text() == XSS[0]
+            assert await alice.locator("form.action label").inner_text() == XSS[1]
+            assert await alice.locator("img").count() == 0
+            assert await alice.locator('a[href^="javascript:"]').count() == 0
+            scripts = await alice.locator("script").evaluate_all("(nodes) => nodes.map((n) => n.src)")
+            assert scripts == [f"{base}/inbox/static/inbox.js"]
+            await alice.goto(f"{base}/inbox/?status=all")
+            assert await alice.locator("img").count() == 0
+            assert dialogs == []
 
-        # --- a form posted without its CSRF token is refused; nothing changes ---------------------------
-        await alice.goto(f"{base}/inbox/requests/{hostile}")
-        await alice.locator("form.action input[name=csrf]").evaluate("(input) => input.remove()")
-        await alice.locator("form.action button").click()
-        await alice.get_by_role("heading", name="Refused").wait_for()
-        assert "CSRF" in await alice.locator("main").inner_text()
-        pending = await hitl.inbox.get(hostile)
-        assert pending is not None and pending.status == "pending"
-        assert dialogs == []
-
-        for page in (alice, bob):
-            await page.context.close()
+            # --- a form posted without its CSRF token is refused; nothing changes ---------------------------
+            await alice.goto(f"{base}/inbox/requests/{hostile}")
+            await alice.locator("form.action input[name=csrf]").evaluate("(input) => input.remove()")
+            await alice.locator("form.action button").click()
+            await alice.get_by_role("heading", name="Refused").wait_for()
+            assert "CSRF" in await alice.locator("main").inner_text()
+            pending = await hitl.inbox.get(hostile)
+            assert pending is not None and pending.status == "pending"
+            assert dialogs == []
+        finally:  # close the pages (and their live event streams) before the server stops
+            for context in opened:
+                await context.close()

@@ -50,6 +50,8 @@ TRUST_PROTO_ENV = "HITL_TRUST_FORWARDED_PROTO"
 
 log = logging.getLogger("hitl_streams.server")
 
+CSRF_COOKIE = "hitl_csrf"
+"""For reviewers without a session cookie (proxy header, bearer token): the random key of their CSRF tokens."""
 LOGIN_COOKIE = "hitl_login"
 """A random pre-session nonce set with the sign-in form: the form's CSRF token is bound to it."""
 
@@ -69,12 +71,11 @@ class _Refused(Exception):
 class WebInbox:
     """The HTML inbox over reviewer-scoped operations `ops`, signing reviewers in with `auth`.
 
-    - `secret`: key for CSRF tokens of sessions without a cookie (proxy sign-in); defaults to
-      `HITL_INBOX_SECRET`, else random per process. Cookie sessions need no shared key.
     - `trust_forwarded_proto`: believe `X-Forwarded-Proto: https` (behind your own TLS proxy) when
       deciding to mark cookies `Secure`; defaults to `HITL_TRUST_FORWARDED_PROTO=1`. (uvicorn's
       `--proxy-headers` also sets the scheme from a trusted proxy.)
-    - `live_interval`: seconds between checks of the list for the live refresh.
+    - `live_interval`: seconds between checks of the list for the live refresh; one event stream lasts
+      `live_max_seconds` (the browser reconnects), so a server shutting down never waits long for it.
     """
 
     def __init__(
@@ -82,17 +83,14 @@ class WebInbox:
         ops: ReviewerInbox,
         auth: ReviewerAuth,
         *,
-        secret: bytes | None = None,
         trust_forwarded_proto: bool | None = None,
         max_form_bytes: int = 64 * 1024,
         page_size: int = 25,
         live_interval: float = 2.0,
-        live_max_seconds: float = 300.0,
+        live_max_seconds: float = 30.0,
     ) -> None:
         self._ops = ops
         self._auth = auth
-        env_secret = os.environ.get("HITL_INBOX_SECRET")
-        self._key = secret or (env_secret.encode() if env_secret else secrets.token_bytes(32))
         if trust_forwarded_proto is None:
             trust_forwarded_proto = os.environ.get(TRUST_PROTO_ENV, "").lower() in ("1", "true", "yes")
         self._trust_proto = trust_forwarded_proto
@@ -128,6 +126,8 @@ class WebInbox:
             return self._static_file(seg[1])
         if seg == ["login"]:
             return await (self._login_post(req) if method == "POST" else self._login_get(req))
+        if method not in ("GET", "HEAD", "POST"):
+            return self._page(req, None, "message.html", 405, title="Not allowed", text="Use the inbox's pages.")
         principal = await self._auth.authenticate(req.scope)
         if principal is None:
             if method in ("GET", "HEAD"):
@@ -154,9 +154,10 @@ class WebInbox:
     def _page(
         self, req: Request, principal: Principal | None, template: str, code: int = 200, **context: Any
     ) -> Response:
-        csrf = self._csrf(req, principal) if principal is not None else ""
+        cookies: list[bytes] = []
+        csrf = self._csrf(req, principal, cookies) if principal is not None else ""
         body = self._render.render(template, base=req.base, principal=principal, csrf=csrf, url=req.url, **context)
-        return Response(code, body)
+        return Response(code, body, headers=[(b"set-cookie", cookie) for cookie in cookies])
 
     def _not_found(self, req: Request, principal: Principal | None) -> Response:
         return self._page(req, principal, "message.html", 404, title="Not found", text="There is nothing here.")
@@ -363,19 +364,27 @@ class WebInbox:
         return Response.redirect(req.url("batches", batch_id))
 
     # --- security ----------------------------------------------------------------------------------------
-    def _csrf_binding(self, req: Request, principal: Principal) -> tuple[bytes, str]:
+    def _csrf_key(self, req: Request) -> tuple[bytes, str] | None:
+        """The secret a CSRF token is an HMAC under, and what it binds: the session cookie, else (a
+        reviewer signed in by a proxy header or a bearer token) a random `hitl_csrf` cookie."""
         session = req.cookie(SESSION_COOKIE)
         if session:
             return session.encode(), "session"
-        return self._key, f"reviewer:{principal.reviewer_id}"
+        nonce = req.cookie(CSRF_COOKIE)
+        return (nonce.encode(), "cookie") if nonce else None
 
-    def _csrf(self, req: Request, principal: Principal) -> str:
-        return csrf_token(*self._csrf_binding(req, principal))
+    def _csrf(self, req: Request, principal: Principal, response_cookies: list[bytes]) -> str:
+        key = self._csrf_key(req)
+        if key is None:
+            nonce = secrets.token_urlsafe(32)
+            response_cookies.append(cookie_header(CSRF_COOKIE, nonce, path=req.base, secure=req.https))
+            key = nonce.encode(), "cookie"
+        return csrf_token(key[0], f"{key[1]}:{principal.reviewer_id}")
 
     async def _check_csrf(self, req: Request, principal: Principal) -> None:
         form = await req.form(self._max_form)
-        key, binding = self._csrf_binding(req, principal)
-        if not csrf_valid(key, binding, _last(form, "csrf")):
+        key = self._csrf_key(req)
+        if key is None or not csrf_valid(key[0], f"{key[1]}:{principal.reviewer_id}", _last(form, "csrf")):
             raise _Refused(self._forbidden(req, principal))
 
     def _forbidden(self, req: Request, principal: Principal | None) -> Response:
