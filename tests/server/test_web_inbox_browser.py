@@ -204,6 +204,14 @@ async def test_a_reviewer_added_with_the_cli_signs_in_decides_and_the_workflow_r
                 "Send the November invoice run (312 invoices)?",
             }
 
+            # --- the list refreshes by itself (server-sent events), without a reload -----------------------
+            await alice.locator("#live").wait_for()  # shown by inbox.js once the event stream is open
+            await alice.evaluate("window.notReloaded = true")
+            await create(http, "wf-live", "Approve the EUR 40 goodwill credit for order #4502?", "billing")
+            await alice.get_by_text("Approve the EUR 40 goodwill credit for order #4502?").wait_for(timeout=20_000)
+            assert await alice.evaluate("window.notReloaded") is True
+            assert await alice.locator(".pending-count").inner_text() == "3"
+
             # --- bob opens the same request before alice decides -------------------------------------------
             bob = await new_page()
             await bob.goto(bob_link)
