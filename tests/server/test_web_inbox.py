@@ -462,7 +462,7 @@ async def test_links_honour_the_mount_prefix(web_state: State, resumed: Resumed)
         html = (await http.get("/hitl/inbox/")).text
         assert f'href="/hitl/inbox/requests/{rid}"' in html
         assert 'href="/hitl/inbox/static/inbox.css"' in html and 'action="/hitl/inbox/logout"' in html
-        assert 'data-live="/hitl/inbox/events?status=pending"' in html
+        assert 'data-live="/hitl/inbox/events?status=pending&amp;v=' in html
 
 
 async def test_an_oversized_form_is_refused(web: Site, http: httpx.AsyncClient) -> None:
@@ -477,42 +477,55 @@ async def test_live_refresh_sends_changed_when_the_list_changes(web: Site, http:
     assert web.hitl.reviewer_inbox is not None and web.hitl.reviewer_auth is not None
     live = WebInbox(web.hitl.reviewer_inbox, web.hitl.reviewer_auth, live_interval=0.05)
     cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": "/inbox/events",
-        "root_path": "/inbox",
-        "query_string": b"status=pending&ns=ops",
-        "headers": [(b"cookie", cookie.encode())],
-    }
-    sent: list[dict[str, Any]] = []
-    changed, hang_up = asyncio.Event(), asyncio.Event()
+    page = (await http.get("/inbox/", params={"ns": "ops"})).text
+    found = re.search(r'data-live="/inbox/events\?([^"]*)"', page)
+    assert found is not None
+    query = found.group(1).replace("&amp;", "&").encode()
+    assert b"v=" in query and b"ns=ops" in query
 
-    async def receive() -> dict[str, Any]:
-        await hang_up.wait()
-        return {"type": "http.disconnect"}
+    async def stream(
+        query: bytes, cookie: str = cookie
+    ) -> tuple[asyncio.Task[None], list[Any], asyncio.Event, asyncio.Event]:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/inbox/events",
+            "root_path": "/inbox",
+            "query_string": query,
+            "headers": [(b"cookie", cookie.encode())],
+        }
+        sent: list[dict[str, Any]] = []
+        changed, hang_up = asyncio.Event(), asyncio.Event()
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-        if b"event: changed" in message.get("body", b""):
-            changed.set()
+        async def receive() -> dict[str, Any]:
+            await hang_up.wait()
+            return {"type": "http.disconnect"}
 
-    task = asyncio.create_task(live(scope, receive, send))
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if b"event: changed" in message.get("body", b""):
+                changed.set()
+
+        return asyncio.create_task(live(scope, receive, send)), sent, changed, hang_up
+
+    task, sent, changed, hang_up = await stream(query)
     await asyncio.sleep(0.2)
     assert sent[0]["status"] == 200 and not changed.is_set()
     assert (b"content-type", b"text/event-stream; charset=utf-8") in sent[0]["headers"]
     await web.create(http, message="new one", namespace="ops")
     await asyncio.wait_for(changed.wait(), 5)
+    hang_up.set()  # the browser goes away
+    await asyncio.wait_for(task, 5)
+
+    # A change between rendering the page and connecting is reported at once (the page's `v` is stale).
+    task, sent, changed, hang_up = await stream(query)
+    await asyncio.wait_for(changed.wait(), 5)
     hang_up.set()
     await asyncio.wait_for(task, 5)
-    scope_out = dict(scope, headers=[])
-    refused: list[dict[str, Any]] = []
 
-    async def keep(message: dict[str, Any]) -> None:
-        refused.append(message)
-
-    await live(scope_out, receive, keep)
-    assert refused[0]["status"] == 401
+    task, sent, _, _ = await stream(query, cookie="")
+    await asyncio.wait_for(task, 5)
+    assert sent[0]["status"] == 401
 
 
 async def test_the_inbox_also_answers_under_the_base_path(web: Site, http: httpx.AsyncClient) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
@@ -243,7 +244,14 @@ class WebInbox:
             namespaces=sorted(ns for ns in principal.namespaces if ns != ALL_NAMESPACES),
             statuses=list(_STATUSES),
             list_url=lambda **query: _with_query(req.url(""), {**query, "limit": limit_text}),
-            live_url=_with_query(req.url("events"), {"status": status_name, "ns": namespace}),
+            # Live refresh of the first page only; `v` is what this page shows, so a change between
+            # rendering and the event stream connecting is still reported.
+            live_url=None
+            if cursor
+            else _with_query(
+                req.url("events"),
+                {"status": status_name, "ns": namespace, "limit": limit_text, "v": _fingerprint(page.items)},
+            ),
         )
 
     async def _request_page(
@@ -427,12 +435,14 @@ class WebInbox:
         watcher = asyncio.create_task(watch())
         try:
             await send({"type": "http.response.body", "body": b"retry: 5000\n\n", "more_body": True})
-            last: object = None
+            last = req.query("v")
+            limit_text = req.query("limit") or ""
+            limit = int(limit_text) if limit_text.isdigit() and 1 <= int(limit_text) <= _MAX_PAGE else self._page_size
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self._live_max
             while not gone.is_set() and loop.time() < deadline:
-                page = await self._ops.list(principal, status=status, namespace=namespace, limit=self._page_size)
-                seen = [(item.id, item.status) for item in page.items]
+                page = await self._ops.list(principal, status=status, namespace=namespace, limit=limit)
+                seen = _fingerprint(page.items)
                 if last is not None and seen != last:
                     await send(
                         {"type": "http.response.body", "body": b"event: changed\ndata: {}\n\n", "more_body": True}
@@ -446,6 +456,14 @@ class WebInbox:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+
+
+def _fingerprint(items: list[HumanRequestRecord]) -> str:
+    """A short digest of a list page: which requests, in which status."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(f"{item.id}\x00{item.status}\x00".encode())
+    return digest.hexdigest()[:16]
 
 
 def _last(form: dict[str, list[str]], name: str) -> str | None:

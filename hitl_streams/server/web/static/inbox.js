@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   var list = document.getElementById("requests");
-  if (!list || !window.EventSource || !window.fetch || !window.DOMParser) return;
+  if (!list || !list.getAttribute("data-live") || !window.EventSource || !window.fetch || !window.DOMParser) return;
   var source = new EventSource(list.getAttribute("data-live"));
   var note = document.getElementById("live");
   if (note) note.hidden = false;
