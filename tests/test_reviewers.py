@@ -153,6 +153,10 @@ async def test_redis_holds_no_raw_token_and_rebuild_reproduces_everything(redis:
             dumped += list(await redis.smembers(key))
         elif kind == "list":
             dumped += await redis.lrange(key, 0, -1)
+        elif kind == "hash":
+            dumped += [item for pair in (await redis.hgetall(key)).items() for item in pair]
+        elif kind == "zset":
+            dumped += await redis.zrange(key, 0, -1)
         dumped.append(key)
     blob = b"\n".join(dumped)
     for token in tokens:

@@ -17,6 +17,7 @@ from .core import DEFAULT_ESCALATE_MESSAGE, DEFAULT_REMIND_MESSAGE, BatchDecisio
 from .decisions import validate_feedbacks
 from .hitl import DEFAULT_MAX_BODY_BYTES, Hitl
 from .inbox import BatchView, Inbox
+from .inbox_settings import InboxSettings
 from .resolvers import CallbackResolver, Resolver, ResumeRejected, WebhookResolver, sign_webhook, verify_webhook
 from .resumption import MemoryResumeQueue, ResumeJob, ResumeQueue, Resumer, RetryPolicy
 from .wire import Anchor, BatchAnchor
@@ -44,6 +45,7 @@ __all__ = [
     "HumanRequest",
     "Inbox",
     "InboxChannel",
+    "InboxSettings",
     "MemoryResumeQueue",
     "Notification",
     "Resolver",

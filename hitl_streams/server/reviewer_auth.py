@@ -6,8 +6,10 @@ Three ways in, tried in this order on every request:
 3. only when configured, an authenticating proxy's identity header (oauth2-proxy's `X-Forwarded-Email`
    or `X-Forwarded-User`), mapped to a reviewer by email (a value with `@`) or by name.
 
-Credentials given but not good (a wrong token, an expired session) fail: the next way is not tried. Every
-check reads the reviewer directory (no cache that could outlive a revocation).
+The first that holds a good credential wins; one that is not good (a wrong token, an expired session) is
+passed over, which grants nothing the others would not (a proxy may add an `Authorization` header of its
+own, e.g. oauth2-proxy's `--pass-authorization-header`). Every check reads the reviewer directory (no
+cache that could outlive a revocation).
 """
 
 from __future__ import annotations
@@ -92,12 +94,11 @@ class ReviewerAuth:
         authorization = header_value(scope, "authorization")
         if authorization is not None:
             scheme, _, token = authorization.strip().partition(" ")
-            if scheme.lower() != "bearer":
-                return None
-            return await self._verified(token.strip(), ("token",))
+            if scheme.lower() == "bearer" and (found := await self._verified(token.strip(), ("token",))):
+                return found
         session = cookie_value(scope, SESSION_COOKIE)
-        if session:
-            return await self._verified(session, ("session",))
+        if session and (found := await self._verified(session, ("session",))):
+            return found
         if self.proxy_header is not None:
             identity = header_value(scope, self.proxy_header)
             if identity:

@@ -374,6 +374,9 @@ async def test_proxy_header_only_when_configured(state: State, resumed: Resumed,
         for unknown in ("eve@example.com", "eve", "not a name"):
             assert (await client.get(f"{API}/me", headers={"x-forwarded-email": unknown})).status_code == 401
         assert (await client.get(f"{API}/me", headers={"x-forwarded-user": "ada@example.com"})).status_code == 401
+        # The proxy's own Authorization header (an OIDC token, not ours) does not get in the way.
+        with_jwt = {**claim, "authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.e30.sig"}
+        assert (await client.get(f"{API}/me", headers=with_jwt)).json()["name"] == "ada"
         await reviewers_of(sso).revoke("ada")
         assert (await client.get(f"{API}/me", headers=claim)).status_code == 401
 
