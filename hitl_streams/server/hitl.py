@@ -51,8 +51,8 @@ class Hitl:
     - `max_body_bytes`: larger request bodies get 413 (1 MiB by default).
     - `inbox`: the reviewer side (`InboxSettings(...)`, or `True` for the defaults): the JSON inbox API
       under `inbox/api/` and the web inbox under `inbox/` (needs the `inbox` extra), for reviewers signed
-      in with their own credentials. Off by default: the routes
-      do not exist. The state must keep reviewers (`InMemoryState`, `StreamState`).
+      in with their own credentials. Off by default: the routes do not exist. The state must keep
+      reviewers (`InMemoryState`, `StreamState`).
     - `retry`: backoff between resume attempts; `resume_queue`: where resume jobs come from (default:
       the Redis stream for `StreamState`, in process otherwise); `resume_timeouts`: also resume a
       workflow with its `TimedOut` result, which closes waits the client abandoned.
