@@ -598,3 +598,4 @@ async def test_behind_an_sso_proxy_forms_carry_a_token_bound_to_a_csrf_cookie_on
 async def test_other_methods_are_405(web: Site, http: httpx.AsyncClient) -> None:
     assert (await http.put("/inbox/")).status_code == 405
     assert (await http.delete("/inbox/requests/x")).status_code == 405
+    assert (await http.put("/inbox/login")).status_code == 405

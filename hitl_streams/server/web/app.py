@@ -125,10 +125,10 @@ class WebInbox:
         seg, method = req.segments, req.method
         if seg[:1] == ["static"] and len(seg) == 2:
             return self._static_file(seg[1])
-        if seg == ["login"]:
-            return await (self._login_post(req) if method == "POST" else self._login_get(req))
         if method not in ("GET", "HEAD", "POST"):
             return self._page(req, None, "message.html", 405, title="Not allowed", text="Use the inbox's pages.")
+        if seg == ["login"]:
+            return await (self._login_post(req) if method == "POST" else self._login_get(req))
         principal = await self._auth.authenticate(req.scope)
         if principal is None:
             if method in ("GET", "HEAD"):
