@@ -243,6 +243,10 @@ async def test_decide_with_fields_then_the_outcome_replaces_the_form(
         http, rid, {"action": "approve", "f:note": "ship it", "f:env": "production", "f:notify": ["false", "true"]}
     )
     assert done.status_code == 303 and done.headers["location"] == f"/inbox/requests/{rid}"
+    twice = await decide_blind_form(
+        http, rid, {"action": "approve", "f:note": "ship it", "f:env": "production", "f:notify": ["false", "true"]}
+    )
+    assert twice.status_code == 303  # a double submit of the same decision lands on the outcome
     page = (await http.get(done.headers["location"])).text
     assert 'name="action"' not in page and "Decide</h2>" not in page
     assert "Decision</h2>" in page and "alice" in page and "ship it" in page and "production" in page
@@ -341,6 +345,11 @@ async def test_outside_the_reviewers_namespaces_a_request_does_not_exist(web: Si
     assert (await http.get("/inbox/requests/unknown-id")).status_code == 404
     record = await web.hitl.inbox.get(rid)
     assert record is not None and record.status == "pending"
+
+
+async def decide_blind_form(http: httpx.AsyncClient, rid: str, form: dict[str, Any]) -> httpx.Response:
+    csrf = csrf_of((await http.get("/inbox/")).text)
+    return await http.post(f"/inbox/requests/{rid}/decide", data={"csrf": csrf, **form})
 
 
 async def decide_blind(http: httpx.AsyncClient, rid: str) -> httpx.Response:

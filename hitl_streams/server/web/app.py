@@ -316,11 +316,13 @@ class WebInbox:
             return self._not_found(req, principal)
         back = req.url("batches", record.batch_id) if _last(form, "back") == "batch" and record.batch_id else None
         decision = parse_decision(form, record.actions)
-        if record.status == "resolved":
+        if not decision.ok and record.status == "resolved":
             return await self._conflict(req, principal, record)
         if not decision.ok:
             return await self._request_page(req, principal, request_id, status=400, decision=decision)
         try:
+            # A decided request still goes through resolve: the same decision again (a double submit)
+            # returns the stored result and lands on the outcome; a different one is the conflict.
             await self._ops.resolve(principal, request_id, action_id=decision.action_id, feedbacks=decision.feedbacks)
         except AlreadyResolvedError:
             return await self._conflict(req, principal, record)
