@@ -493,7 +493,7 @@ async def test_live_refresh_sends_changed_when_the_list_changes(web: Site, http:
     assert b"v=" in query and b"ns=ops" in query
 
     async def stream(
-        query: bytes, cookie: str = cookie
+        query: bytes, cookie: str = cookie, extra: list[tuple[bytes, bytes]] | None = None
     ) -> tuple[asyncio.Task[None], list[Any], asyncio.Event, asyncio.Event]:
         scope = {
             "type": "http",
@@ -501,7 +501,7 @@ async def test_live_refresh_sends_changed_when_the_list_changes(web: Site, http:
             "path": "/inbox/events",
             "root_path": "/inbox",
             "query_string": query,
-            "headers": [(b"cookie", cookie.encode())],
+            "headers": extra or [(b"cookie", cookie.encode())],
         }
         sent: list[dict[str, Any]] = []
         changed, hang_up = asyncio.Event(), asyncio.Event()
@@ -529,6 +529,16 @@ async def test_live_refresh_sends_changed_when_the_list_changes(web: Site, http:
     # A change between rendering the page and connecting is reported at once (the page's `v` is stale).
     task, sent, changed, hang_up = await stream(query)
     await asyncio.wait_for(changed.wait(), 5)
+    hang_up.set()
+    await asyncio.wait_for(task, 5)
+
+    # Reconnecting after a change it was told about, the browser sends that event's id: no repeat.
+    last_id = re.search(rb"id: (\w+)\n", b"".join(m.get("body", b"") for m in sent))
+    assert last_id is not None
+    headers_with_id = [(b"cookie", cookie.encode()), (b"last-event-id", last_id.group(1))]
+    task, sent, changed, hang_up = await stream(query, extra=headers_with_id)
+    await asyncio.sleep(0.3)
+    assert not changed.is_set()
     hang_up.set()
     await asyncio.wait_for(task, 5)
 

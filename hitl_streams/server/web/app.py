@@ -58,7 +58,6 @@ LOGIN_COOKIE = "hitl_login"
 
 _STATIC = {"inbox.css": b"text/css; charset=utf-8", "inbox.js": b"text/javascript; charset=utf-8"}
 _MAX_PAGE = 100
-_CHANGED = b"event: changed\ndata: {}\n\n"
 _STATUSES: dict[str, RequestStatus | None] = {"pending": "pending", "resolved": "resolved", "all": None}
 
 
@@ -437,7 +436,9 @@ class WebInbox:
         watcher = asyncio.create_task(watch())
         try:
             await send({"type": "http.response.body", "body": b"retry: 5000\n\n", "more_body": True})
-            last = req.query("v")
+            # What the browser shows: the digest of its last `changed` event when it reconnects
+            # (`Last-Event-ID`), else the page's own.
+            last = req.header(b"last-event-id") or req.query("v")
             limit_text = req.query("limit") or ""
             limit = int(limit_text) if limit_text.isdigit() and 1 <= int(limit_text) <= _MAX_PAGE else self._page_size
             loop = asyncio.get_running_loop()
@@ -446,9 +447,8 @@ class WebInbox:
                 page = await self._ops.list(principal, status=status, namespace=namespace, limit=limit)
                 seen = _fingerprint(page.items)
                 if last is not None and seen != last:
-                    await send(
-                        {"type": "http.response.body", "body": b"event: changed\ndata: {}\n\n", "more_body": True}
-                    )
+                    event = f"id: {seen}\nevent: changed\ndata: {{}}\n\n".encode()
+                    await send({"type": "http.response.body", "body": event, "more_body": True})
                 last = seen
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(gone.wait(), self._live_interval)
