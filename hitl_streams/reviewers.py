@@ -94,6 +94,8 @@ class ReviewerRecord(msgspec.Struct, kw_only=True, rename="camel", omit_defaults
     namespaces: list[str]
     added_at: str
     revoked_at: str | None = None
+    current_token: str | None = None
+    """The id of the reviewer's API token: one per reviewer, so issuing a new one retires the old."""
 
     @property
     def active(self) -> bool:

@@ -3,6 +3,8 @@
 (a sign-in link, API token or session, stored under the hash of its token; links and sessions expire at
 their `expiresAt`). The events carry the records they store, so this step needs no earlier state."""
 
+from msgspec import UnsetType
+
 from hitl_streams._time import iso_to_ms
 from hitl_streams.history import events as ev
 from hitl_streams.history.keys import Keys
@@ -36,6 +38,8 @@ def project(change: Change, ops: Ops) -> None:
             _reviewer(keys, ops, event.reviewer)
         case ev.ReviewerCredentialIssued():
             _credential(keys, ops, event.hash, event.credential)
+            if not isinstance(event.reviewer, UnsetType):  # an API token: it retires the previous one
+                _reviewer(keys, ops, event.reviewer)
         case ev.ReviewerSignedIn():
             _credential(keys, ops, event.link_hash, event.link)
             _credential(keys, ops, event.session_hash, event.session)

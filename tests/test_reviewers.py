@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
@@ -77,10 +78,20 @@ async def test_tokens_are_stored_hashed_and_verified(state: Any) -> None:
     issued = await reviewers.issue("ada", "token")
     assert issued.token.startswith("hitl_rt_") and len(issued.token) == 8 + 43
     assert issued.credential.id == hash_token(issued.token)[:16]
-    assert (await reviewers.verify(issued.token, ("token",))) == ada
+    assert (await reviewers.verify(issued.token, ("token",))) == msgspec.structs.replace(
+        ada, current_token=issued.credential.id
+    )
     assert await reviewers.verify(issued.token, ("session",)) is None  # wrong kind
     assert await reviewers.verify(issued.token[:-1] + ("A" if issued.token[-1] != "A" else "B"), ("token",)) is None
     assert await reviewers.verify("garbage", ("token",)) is None
+    # One API token per reviewer: the next one retires it (how a leaked token is rotated).
+    following = await reviewers.issue("ada", "token")
+    assert await reviewers.verify(issued.token, ("token",)) is None
+    current = await reviewers.verify(following.token, ("token",))
+    assert current is not None and current.current_token == following.credential.id
+    link = await reviewers.issue("ada", "link")  # links and sessions are not tokens: no effect
+    assert await reviewers.sign_in(link.token) is not None
+    assert await reviewers.verify(following.token, ("token",)) is not None
 
 
 async def test_a_link_signs_in_once_and_sessions_end(state: Any) -> None:

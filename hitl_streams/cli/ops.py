@@ -250,8 +250,29 @@ def _actor(event: ev.Event) -> str:
     return actor.name or actor.id or actor.email or "-"
 
 
+def _describe_reviewer(event: ev.Event) -> str | None:
+    """Reviewer events in one line: who, what, which credential (by its public id, never a hash)."""
+    match event:
+        case ev.ReviewerAdded(reviewer=r):
+            email = f" email={r.email}" if r.email else ""
+            return f"name={r.name}{email} namespaces={','.join(r.namespaces)}"
+        case ev.ReviewerRevoked(reviewer=r):
+            return f"name={r.name} revoked"
+        case ev.ReviewerCredentialIssued(credential=c):
+            expires = f" expires={c.expires_at}" if c.expires_at else ""
+            return f"{c.kind}={c.id}{expires}"
+        case ev.ReviewerSignedIn(link=link, session=session):
+            return f"link={link.id} session={session.id} expires={session.expires_at}"
+        case ev.ReviewerSignedOut(session=session):
+            return f"session={session.id} ended"
+    return None
+
+
 def describe(event: ev.Event) -> str:
     """The details column of `audit`: what the event says, in one line."""
+    short = _describe_reviewer(event)
+    if short is not None:
+        return short
     data: dict[str, Any] = msgspec.to_builtins(event)
     if isinstance(event, ev.RequestCreated):  # history keeps the request; show the record it created
         data.pop("request", None)

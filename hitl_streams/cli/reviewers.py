@@ -181,7 +181,8 @@ def token(
 ) -> None:
     """Print a new API token for a reviewer (Authorization: Bearer <token> on the inbox API).
 
-    It is shown once and stored only as a hash; it works until the reviewer is revoked.
+    One token per reviewer: the previous one stops working now (rotate a leaked token this way). It is
+    shown once and stored only as a hash; it works until the next one or until the reviewer is revoked.
 
     Example:  curl -H "Authorization: Bearer $(hitl-streams reviewers token ada)" .../inbox/api/requests
     """

@@ -366,10 +366,12 @@ class ReviewerRevoked(_Base, tag="reviewer.revoked", kw_only=True):
 
 
 class ReviewerCredentialIssued(_Base, tag="reviewer.credential_issued", kw_only=True):
-    """A sign-in link or an API token; `hash` is the SHA-256 of the token (the token is never stored)."""
+    """A sign-in link or an API token; `hash` is the SHA-256 of the token (the token is never stored).
+    An API token carries `reviewer`, the record naming it the reviewer's current token (the old one retires)."""
 
     hash: str
     credential: CredentialRecord
+    reviewer: ReviewerRecord | UnsetType = UNSET
 
     def subjects(self) -> tuple[str, ...]:
         return (self.credential.reviewer_id,)

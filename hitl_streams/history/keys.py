@@ -91,7 +91,7 @@ class Keys:
 
     # --- ours: reviewers (projected by migrations/0008_reviewers.py) -----------------------------------
     def reviewer(self, reviewer_id: str) -> str:
-        """STRING: the reviewer as JSON (`id, name, email?, namespaces, addedAt, revokedAt?`)."""
+        """STRING: the reviewer as JSON (`id, name, email?, namespaces, addedAt, revokedAt?, currentToken?`)."""
         return f"{self.prefix}:reviewer:{reviewer_id}"
 
     @property

@@ -88,6 +88,8 @@ class MemoryReviewers:
     async def issue(self, name: str, kind: Literal["link", "token"], *, by: Reviewer | None = None) -> IssuedCredential:
         fresh, event = rules.issued(await self.get(name), name, kind, by)
         self._credentials[event.hash] = event.credential
+        if isinstance(event.reviewer, ReviewerRecord):
+            self._store(event.reviewer)
         self._append(event)
         return fresh
 

@@ -74,15 +74,19 @@ def _credential(reviewer: ReviewerRecord, kind: CredentialKind, token_hash: str,
 def issued(
     reviewer: ReviewerRecord | None, name: str, kind: CredentialKind, by: Reviewer | None
 ) -> tuple[IssuedCredential, ev.ReviewerCredentialIssued]:
-    """A sign-in link (15 minutes, once) or an API token (until the reviewer is revoked)."""
+    """A sign-in link (15 minutes, once) or the reviewer's API token (until the reviewer is revoked or a
+    new token is issued: one token per reviewer, so a leaked one is retired by issuing the next)."""
     if reviewer is None:
         raise UnknownReviewerError(name)
     if not reviewer.active:
         raise RevokedReviewerError(name)
     token, token_hash = mint_token(kind)
     credential = _credential(reviewer, kind, token_hash, LINK_TTL_SECONDS if kind == "link" else None)
+    updated: ReviewerRecord | msgspec.UnsetType = UNSET
+    if kind == "token":
+        updated = msgspec.structs.replace(reviewer, current_token=credential.id)
     event = ev.ReviewerCredentialIssued(
-        at=credential.created_at, actor=_actor(by), hash=token_hash, credential=credential
+        at=credential.created_at, actor=_actor(by), hash=token_hash, credential=credential, reviewer=updated
     )
     return IssuedCredential(token, credential), event
 
@@ -96,6 +100,8 @@ def usable(credential: CredentialRecord | None, reviewer: ReviewerRecord | None,
         return False
     if credential.used_at is not None or credential.ended_at is not None:
         return False
+    if credential.kind == "token" and reviewer.current_token not in (None, credential.id):
+        return False  # retired by a newer token
     return credential.expires_at is None or iso_to_ms(credential.expires_at) > now_ms()
 
 

@@ -97,6 +97,9 @@ def test_list_revoke_token_and_exit_codes(cli: Callable[..., Any], redis_url: st
     assert token.exit_code == 0 and re.fullmatch(r"hitl_rt_\S{43}\n", token.stdout)
     verified = on_redis(redis_url, table_name, lambda s: s.reviewers.verify(token.stdout.strip(), ("token",)))
     assert verified is not None and verified.name == "ada"
+    rotated = cli("token", "ada")
+    assert on_redis(redis_url, table_name, lambda s: s.reviewers.verify(token.stdout.strip(), ("token",))) is None
+    token = rotated
     table = cli("list")
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
@@ -127,6 +130,12 @@ def test_the_audit_trail_says_who_granted_what(cli: Callable[..., Any], redis_ur
     assert [e["type"] for e in events] == ["reviewer.added", "reviewer.credential_issued", "reviewer.revoked"]
     assert events[0]["actor"]["id"] == "cli" and events[0]["reviewer"]["namespaces"] == ["billing"]
     assert "hash" in events[1] and "token" not in json.dumps(events[1]).replace("credential", "")
+    table = runner.invoke(app, ["audit", reviewer.id, "--redis-url", redis_url, "--table", table_name])
+    rows = table.stdout.splitlines()
+    assert rows[0].split() == ["TIME", "EVENT", "ACTOR", "DETAILS"]
+    assert rows[1].split()[1:] == ["reviewer.added", events[0]["actor"]["name"], "name=ada", "namespaces=billing"]
+    assert rows[2].split()[1] == "reviewer.credential_issued" and rows[2].split()[3].startswith("link=")
+    assert rows[3].split()[1:4:2] == ["reviewer.revoked", "name=ada"]
 
 
 def test_no_redis_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
