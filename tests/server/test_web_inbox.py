@@ -606,6 +606,7 @@ async def test_behind_an_sso_proxy_forms_carry_a_token_bound_to_a_csrf_cookie_on
         assert cookie.startswith("hitl_csrf=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
         form = {"csrf": csrf_of(page.text), "action": "deny", "f:reason": "no"}
         assert (await second.post(f"/inbox/requests/{rid}/decide", data=form, headers=header)).status_code == 403
+        second.cookies.clear()  # (the refusal page handed it a key of its own)
         second.cookies.set("hitl_csrf", first.cookies["hitl_csrf"])  # the same browser, another replica
         done = await second.post(f"/inbox/requests/{rid}/decide", data=form, headers=header)
         assert done.status_code == 303
@@ -618,3 +619,11 @@ async def test_other_methods_are_405(web: Site, http: httpx.AsyncClient) -> None
     assert (await http.put("/inbox/")).status_code == 405
     assert (await http.delete("/inbox/requests/x")).status_code == 405
     assert (await http.put("/inbox/login")).status_code == 405
+
+
+async def test_another_apps_odd_cookie_does_not_sign_a_reviewer_out(web: Site, http: httpx.AsyncClient) -> None:
+    await alice(web, http)
+    session = http.cookies["hitl_session"]
+    odd = {"cookie": f'theme="dark; x=[1,2]; hitl_session={session}; other=a\\b'}
+    async with client(web.app) as fresh:
+        assert (await fresh.get("/inbox/", headers=odd)).status_code == 200

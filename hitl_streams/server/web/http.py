@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, quote
+
+from ..reviewer_auth import cookie_value
 
 __all__ = [
     "HTML_HEADERS",
@@ -85,16 +86,9 @@ class Request:
         return values[-1] if values else None
 
     def cookie(self, name: str) -> str | None:
-        raw = self.header(b"cookie")
-        if not raw:
-            return None
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(raw)
-        except CookieError:
-            return None
-        morsel = jar.get(name)
-        return morsel.value if morsel is not None else None
+        # The same lenient reading as the reviewer side's: another app's odd cookie on the same host
+        # must not sign a reviewer out (`http.cookies` gives up on the whole header).
+        return cookie_value(self.scope, name)
 
     @property
     def https(self) -> bool:
