@@ -160,6 +160,7 @@ async def test_a_reviewer_added_with_the_cli_signs_in_decides_and_the_workflow_r
             bob_link = await add_reviewer("bob", "ops", "bob@example.com", base, redis_url, table_name)
 
             dialogs: list[str] = []
+            console: list[str] = []  # a blocked injection would show as a Content Security Policy error
 
             async def new_page() -> Any:
                 context = await browser.new_context(viewport={"width": 1000, "height": 760}, device_scale_factor=1)
@@ -171,6 +172,7 @@ async def test_a_reviewer_added_with_the_cli_signs_in_decides_and_the_workflow_r
                     await dialog.dismiss()
 
                 page.on("dialog", on_dialog)
+                page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
                 return page
 
             # --- alice signs in with her link: a GET shows a button; only the POST uses the link ----------
@@ -267,6 +269,7 @@ async def test_a_reviewer_added_with_the_cli_signs_in_decides_and_the_workflow_r
             await alice.goto(f"{base}/inbox/?status=all")
             assert await alice.locator("img").count() == 0
             assert dialogs == []
+            assert not [line for line in console if "Content Security Policy" in line], console
 
             # --- a form posted without its CSRF token is refused; nothing changes ---------------------------
             await alice.goto(f"{base}/inbox/requests/{hostile}")
