@@ -627,3 +627,18 @@ async def test_another_apps_odd_cookie_does_not_sign_a_reviewer_out(web: Site, h
     odd = {"cookie": f'theme="dark; x=[1,2]; hitl_session={session}; other=a\\b'}
     async with client(web.app) as fresh:
         assert (await fresh.get("/inbox/", headers=odd)).status_code == 200
+
+
+async def test_a_revoked_reviewer_is_signed_out_at_once(web: Site, http: httpx.AsyncClient) -> None:
+    await alice(web, http)
+    page = await http.get("/inbox/")
+    assert page.status_code == 200
+    unused = await web.add_reviewer("alice", ["ops"])
+    await web.reviewers.revoke("alice")
+    assert (await http.get("/inbox/")).status_code == 303
+    posted = await http.post("/inbox/logout", data={"csrf": csrf_of(page.text)})
+    assert posted.status_code == 401
+    async with client(web.app) as other:
+        login = await other.get("/inbox/login", params={"token": unused})
+        refused = await other.post("/inbox/login", data={"token": unused, "csrf": csrf_of(login.text)})
+        assert refused.status_code == 401 and "does not work" in refused.text
