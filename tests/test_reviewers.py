@@ -192,3 +192,27 @@ async def test_a_revocation_holds_at_once_for_another_replica(redis: Redis, tabl
     assert await two.reviewers.verify(token, ("token",)) is not None
     await one.reviewers.revoke("ada")
     assert await two.reviewers.verify(token, ("token",)) is None
+
+
+@pytest.mark.cluster
+async def test_on_redis_cluster_every_reviewer_key_shares_the_prefix_slot(
+    redis_cluster_client: Any, table_name: str
+) -> None:
+    state = StreamState(redis_cluster_client, table_name=table_name, cluster=True)
+    try:
+        await state.reviewers.add("ada", namespaces=["a"], email="ada@example.com")
+        signed = await state.reviewers.sign_in((await state.reviewers.issue("ada", "link")).token)
+        assert signed is not None
+        token = (await state.reviewers.issue("ada", "token")).token
+        assert await state.reviewers.verify(token, ("token",)) is not None
+        await state.reviewers.revoke("ada")
+        assert await state.reviewers.verify(signed[1].token, ("session",)) is None
+        assert (await state.verify()).clean
+        names = [n async for n in redis_cluster_client.scan_iter(match=f"{state.keys.prefix}*")]
+        assert {await redis_cluster_client.cluster_keyslot(n) for n in names} == {
+            await redis_cluster_client.cluster_keyslot(state.keys.events)
+        }
+    finally:
+        names = [n async for n in redis_cluster_client.scan_iter(match=f"{state.keys.prefix}*")]
+        for name in names:
+            await redis_cluster_client.delete(name)
