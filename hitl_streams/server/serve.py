@@ -128,7 +128,11 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
         base = inbox.resolved_public_url or f"http://{options.host}:{options.port}"
         sso = f", trusting {inbox.trust_proxy_header} from the proxy" if inbox.trust_proxy_header else ""
         echo(f"  inbox:    {base}/inbox/ (API under inbox/api/){sso}")
-        echo("            add reviewers: hitl-streams reviewers add NAME --namespaces a,b --redis-url ...")
+        if redis_url is not None:
+            where = f"--redis-url {redact_url(redis_url)} --table {options.table}"
+            echo(f"            add reviewers: hitl-streams reviewers add NAME --namespaces a,b {where}")
+        else:
+            echo("            reviewers: state.reviewers.add(...) (the CLI needs a Redis; this state is in memory)")
     echo("  Ctrl-C stops the server.")
     try:
         await server.serve()

@@ -211,3 +211,4 @@ def test_serve_with_the_inbox_end_to_end(tmp_path: Path, redis_url: str, table_n
             process.wait()
     assert process.returncode == 0, output
     assert f"inbox:    {base}/inbox/" in output
+    assert f"hitl-streams reviewers add NAME --namespaces a,b --redis-url {redis_url} --table {table_name}" in output
