@@ -33,6 +33,9 @@ async def test_wheel_ships_migrations_and_runs_ensure_schema(
     names = zipfile.ZipFile(wheel).namelist()
     steps = [s.id for s in load_steps()]
     assert all(f"hitl_streams/migrations/{step}.py" in names for step in steps), names
+    web = ROOT / "hitl_streams" / "server" / "web"
+    assets = [p.relative_to(ROOT).as_posix() for p in [*web.glob("templates/*.html"), *web.glob("static/*")]]
+    assert assets and all(asset in names for asset in assets), "the web inbox's templates and static files ship"
 
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)

@@ -25,6 +25,7 @@ from .resolvers import Resolver
 from .resumption import MemoryResumeQueue, ResumeJob, ResumeQueue, Resumer, RetryPolicy
 from .reviewer_auth import ReviewerAuth
 from .reviewer_inbox import ReviewerInbox
+from .web_pages import web_pages
 
 if TYPE_CHECKING:
     from ..client import HitlClient
@@ -54,8 +55,9 @@ class Hitl:
     - `secret`: bearer secret of the internal API; defaults to `HITL_SECRET`. Empty means open (warned once).
     - `max_body_bytes`: larger request bodies get 413 (1 MiB by default).
     - `inbox`: the reviewer side (`InboxSettings(...)`, or `True` for the defaults): the JSON inbox API
-      under `inbox/api/`, for reviewers signed in with their own credentials. Off by default: the routes
-      do not exist. The state must keep reviewers (`InMemoryState`, `StreamState`).
+      under `inbox/api/` and the web inbox under `inbox/` (needs the `inbox` extra), for reviewers signed
+      in with their own credentials. Off by default: the routes do not exist. The state must keep
+      reviewers (`InMemoryState`, `StreamState`).
     - `retry`: backoff between resume attempts; `resume_queue`: where resume jobs come from (default:
       the Redis stream for `StreamState`, in process otherwise); `resume_timeouts`: also resume a
       workflow with its `TimedOut` result, which closes waits the client abandoned.
@@ -108,7 +110,9 @@ class Hitl:
                 raise ValueError(f"inbox=...: {type(self.state).__name__} keeps no reviewers (state.reviewers)")
             self.reviewer_auth = ReviewerAuth(directory, proxy_header=self.inbox_settings.trust_proxy_header)
             self.reviewer_inbox = ReviewerInbox(self.inbox)
-            self.inbox_routes = InboxRoutes(InboxAPI(self.reviewer_auth, self.reviewer_inbox))
+            self.inbox_routes = InboxRoutes(
+                InboxAPI(self.reviewer_auth, self.reviewer_inbox), web_pages(self.reviewer_auth, self.reviewer_inbox)
+            )
         self.asgi = HitlASGI(
             self._core,
             self._auth,
