@@ -10,6 +10,8 @@ __all__ = [
     "HitlError",
     "NotFoundError",
     "SchemaError",
+    "StateUnavailableError",
+    "TooLargeError",
     "UnknownActionError",
     "UnknownBatchError",
     "UnknownChannelError",
@@ -91,3 +93,11 @@ class UnknownChannelError(ValidationError):
 
 class SchemaError(HitlError):
     """The projection schema could not be brought up to date (a migration failed or is unknown)."""
+
+
+class TooLargeError(ValidationError):
+    """Caller input within the body limit that would make the server store too much (a batch). HTTP 413."""
+
+
+class StateUnavailableError(HitlError):
+    """The state does not answer (Redis down, loading, failing over). HTTP 503 with `Retry-After`."""

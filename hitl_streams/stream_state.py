@@ -507,6 +507,11 @@ class StreamState:
         """Give a lease back, if it is still ours."""
         await self._io.execute_command("EVAL", RELEASE_LUA, 1, self.keys.lease(name), token)
 
+    # --- health ---------------------------------------------------------------------------------------
+    async def ping(self) -> None:
+        """Raise unless Redis answers (`PING`; a Redis still loading its dataset answers `LOADING`)."""
+        await self.redis.execute_command("PING")
+
     # --- history --------------------------------------------------------------------------------------
     @_bounded
     async def record(self, event: ev.Event) -> None:

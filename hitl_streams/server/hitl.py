@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from types import TracebackType
 
+from ..limits import BODY_READ_TIMEOUT_SECONDS, MAX_BODY_BYTES
 from ..memory_state import InMemoryState
 from ..state import State
 from .asgi import HitlASGI
@@ -21,7 +22,7 @@ from .resumption import MemoryResumeQueue, ResumeJob, ResumeQueue, Resumer, Retr
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "Hitl", "default_resume_queue"]
 
-DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_MAX_BODY_BYTES = MAX_BODY_BYTES
 
 
 def default_resume_queue(state: State, *, include_timeouts: bool = True) -> ResumeQueue:
@@ -42,7 +43,8 @@ class Hitl:
       from the timeout route).
     - `adapters`: delivery channels; the first is the default and the `inbox` channel is always added.
     - `secret`: bearer secret of the internal API; defaults to `HITL_SECRET`. Empty means open (warned once).
-    - `max_body_bytes`: larger request bodies get 413 (1 MiB by default).
+    - `max_body_bytes`: larger request bodies get 413 (1 MiB by default); `body_timeout`: a body not
+      received within this many seconds of the request's start gets 408 (30 s by default).
     - `retry`: backoff between resume attempts; `resume_queue`: where resume jobs come from (default:
       the Redis stream for `StreamState`, in process otherwise); `resume_timeouts`: also resume a
       workflow with its `TimedOut` result, which closes waits the client abandoned.
@@ -59,9 +61,12 @@ class Hitl:
         retry: RetryPolicy | None = None,
         resume_queue: ResumeQueue | None = None,
         resume_timeouts: bool = True,
+        body_timeout: float = BODY_READ_TIMEOUT_SECONDS,
     ) -> None:
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be positive")
+        if not body_timeout > 0:
+            raise ValueError("body_timeout must be positive")
         self.state: State = state if state is not None else InMemoryState()
         self.adapters = with_inbox(adapters)
         ids = [a.id for a in self.adapters]
@@ -84,6 +89,7 @@ class Hitl:
             state_kind=str(getattr(self.state, "kind", type(self.state).__name__)),
             on_startup=self.start,
             on_shutdown=self.stop,
+            body_timeout=body_timeout,
         )
 
     def __repr__(self) -> str:
