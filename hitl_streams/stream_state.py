@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import msgspec
 from redis.exceptions import NoScriptError
 
 from . import events as ev
@@ -186,12 +187,14 @@ class StreamState:
         decode: Callable[[bytes | str], Subject] | None = None,
         guards: Sequence[Guard] = (),
         on_guard_failure: Callable[[Guard], Any] | None = None,
+        compare: bool = True,
     ) -> str:
         """Append one event and its projection atomically; returns its stream id.
 
         With `subject_key`, the subject's current bytes are read, the event is made from the decoded
         record, and the write only happens if the bytes are still the same (else it re-reads and tries
-        again). `make_event` raises the domain errors (unknown, already resolved).
+        again). `make_event` raises the domain errors (unknown, already resolved). `compare=False` reads
+        the subject without that condition (for a part of it that no event changes).
         """
         # The write's op id: 96 random bits (a clash within one second's bucket is out of reach), kept
         # in the bucket of the second it began, which every retry of this write names again.
@@ -218,7 +221,7 @@ class StreamState:
                 continue
             ops = self.projector.project(apply(event, before, self.keys))
             checks = [pause, *guards]
-            if subject_key is not None:
+            if subject_key is not None and compare:
                 checks.append(Guard("eq", subject_key, raw))
             command = commit_command(self.keys.events, op_bucket, op_id, ev.encode_event(event), checks, ops)
             try:
@@ -264,8 +267,16 @@ class StreamState:
         if record.batch_id is not None:
             self._check_batch_id(record.batch_id)
         token_key, req_key = self.keys.idx_token(record.token), self.keys.req(record.id)
+        # A batch item with its batch's context: history names the batch's context instead of repeating it
+        # (a 400-item batch would store its context 400 more times). Reading the batch needs no condition:
+        # no event changes a batch's context.
+        shares_context = record.batch_id is not None and record.context is not None
+        batch_key = self.keys.batch(record.batch_id) if shares_context and record.batch_id is not None else None
 
-        def make(_: Subject | None) -> ev.Event:
+        def make(batch: Subject | None) -> ev.Event:
+            if isinstance(batch, BatchRecord) and batch.context == record.context:
+                item = msgspec.structs.replace(record, context=None)
+                return ev.RequestCreated(at=now_iso(), request=item, batch_context=True)
             return ev.RequestCreated(at=now_iso(), request=record)
 
         async def refused(guard: Guard) -> None:
@@ -274,7 +285,14 @@ class StreamState:
                 raise DuplicateTokenError(None if owner is None else text(owner))
             raise DuplicateRequestError("Human request", record.id)
 
-        await self._commit(make, guards=(Guard("nx", token_key), Guard("nx", req_key)), on_guard_failure=refused)
+        await self._commit(
+            make,
+            subject_key=batch_key,
+            decode=decode_batch,
+            guards=(Guard("nx", token_key), Guard("nx", req_key)),
+            on_guard_failure=refused,
+            compare=False,
+        )
 
     @_bounded
     async def get(self, request_id: str) -> HumanRequestRecord | None:
