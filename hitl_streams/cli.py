@@ -56,10 +56,18 @@ def serve(
         typer.Option("--webhook-secret", envvar="HITL_WEBHOOK_SECRET", help="HMAC key signing the webhook POSTs."),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    insecure_no_secret: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-secret",
+            help="Serve a non-loopback --host without HITL_SECRET: an open API anyone reaching the port can use.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API under uvicorn; with no Redis URL, on an embedded Redis-compatible server.
 
-    The bearer secret of the API is read from HITL_SECRET. Ctrl-C stops it (and the embedded server).
+    The bearer secret of the API is read from HITL_SECRET. Without one, only a loopback --host is served
+    (unless --insecure-no-secret). Ctrl-C stops it (and the embedded server).
     """
     from .server.serve import ServeOptions
     from .server.serve import serve as run
@@ -75,6 +83,7 @@ def serve(
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
             log_level=log_level,
+            insecure_no_secret=insecure_no_secret,
         ),
         echo=typer.echo,
     )

