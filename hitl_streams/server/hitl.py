@@ -9,8 +9,8 @@ import os
 from collections.abc import Sequence
 from types import TracebackType
 
+from ..history.memory_state import InMemoryState
 from ..limits import BODY_READ_TIMEOUT_SECONDS, MAX_BODY_BYTES
-from ..memory_state import InMemoryState
 from ..state import State
 from .asgi import HitlASGI
 from .auth import BearerAuth
