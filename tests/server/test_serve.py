@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from hitl_streams.server.serve import embedded_redis, redact_url
+from hitl_streams.server.serve import ServeOptions, embedded_redis, exposure_refusal, is_loopback, redact_url
 
 from .support import API, APPROVE_DENY, free_port
 
@@ -75,3 +75,34 @@ def test_serve_answers_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert f"hitl-streams serving http://127.0.0.1:{port}/.well-known/hitl/v1" in output
     assert "export HITL_SECRET=" in output
     assert output.rstrip().endswith("hitl-streams stopped")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "example.com"])
+def test_serve_refuses_a_public_interface_without_a_secret(tmp_path: Path, host: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("HITL_SECRET", "REDIS_URL")}
+    finished = subprocess.run(
+        [*CLI, "serve", "--host", host, "--port", str(free_port()), "--data-dir", str(tmp_path / "data")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode != 0
+    lines = (finished.stdout + finished.stderr).strip().splitlines()
+    assert lines == [
+        f"hitl-streams: refusing to serve {host} without HITL_SECRET (anyone reaching the port could create, "
+        "time out and escalate requests): set HITL_SECRET, or pass --insecure-no-secret to serve an open API anyway"
+    ]
+    assert not (tmp_path / "data").exists()  # refused before starting anything
+
+
+def test_only_loopback_may_be_open_unless_the_operator_says_insecure() -> None:
+    for host in ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"]:
+        assert is_loopback(host) and exposure_refusal(ServeOptions(host=host), None) is None
+    public = ServeOptions(host="0.0.0.0")
+    assert exposure_refusal(public, None) is not None
+    assert exposure_refusal(public, "") is not None
+    assert exposure_refusal(public, "a-secret") is None
+    assert exposure_refusal(ServeOptions(host="0.0.0.0", insecure_no_secret=True), None) is None
