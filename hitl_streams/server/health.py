@@ -44,7 +44,8 @@ class HealthCheck:
             return True
         if time.monotonic() - self._checked_at < self._ttl:
             return self._ok
-        if self._running is None or self._running.done():
+        running = self._running
+        if running is None or running.done() or running.get_loop() is not asyncio.get_running_loop():
             self._running = asyncio.ensure_future(self._probe())
         # shield: one poller giving up (a client disconnect) must not cancel the check the others wait for
         return await asyncio.shield(self._running)

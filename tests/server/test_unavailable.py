@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from hitl_streams import StreamState
+from hitl_streams import InMemoryState, StreamState
+from hitl_streams.errors import StateUnavailableError
 from hitl_streams.server import Hitl
 from hitl_streams.streams.autobatch import AutoBatchRedis
 from hitl_streams.streams.connect import connect
@@ -232,3 +233,55 @@ async def test_loading_is_retried_like_a_lost_connection(server: ServerProcess) 
     finally:
         await batched.aclose()
         await redis_client.aclose()
+
+
+class FailingState:
+    """A real in-memory state whose lookups raise `error` (what a State on an unreachable Redis raises)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self._inner = InMemoryState()
+        self.error = error
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def find_by_token(self, token: str) -> object:
+        raise self.error
+
+    async def get(self, request_id: str) -> object:
+        raise self.error
+
+
+UNAVAILABLE_ERRORS = [
+    redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."),
+    redis.exceptions.TimeoutError("Timeout reading from socket"),
+    redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory"),
+    redis.exceptions.TryAgainError("Multiple keys request during rehashing of slot"),
+    redis.exceptions.ClusterDownError("The cluster is down"),
+    redis.exceptions.MasterDownError("Link with MASTER is down and replica-serve-stale-data is set to 'no'."),
+    redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
+    redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+    redis.exceptions.SlotNotCoveredError("Slot 1234 is not covered by the cluster"),
+    StateUnavailableError("the state is down"),
+]
+
+
+@pytest.mark.parametrize("error", UNAVAILABLE_ERRORS, ids=lambda e: type(e).__name__)
+async def test_every_kind_of_unavailable_state_is_a_503(error: BaseException) -> None:
+    hitl = Hitl(state=FailingState(error), adapters=[RecordingAdapter("chat")], secret="")  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hitl.asgi), base_url="http://t") as http:
+        _assert_unavailable(await http.post(f"{API}/requests", json=_create("t")))
+        _assert_unavailable(await http.post(f"{API}/requests/some-id/timeout"))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("a bug"), redis.exceptions.ResponseError("WRONGTYPE"), redis.exceptions.AuthenticationError("bad")],
+    ids=lambda e: type(e).__name__,
+)
+async def test_a_bug_or_a_misconfiguration_stays_a_500(error: BaseException) -> None:
+    hitl = Hitl(state=FailingState(error), adapters=[RecordingAdapter("chat")], secret="")  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hitl.asgi), base_url="http://t") as http:
+        response = await http.post(f"{API}/requests", json=_create("t"))
+    assert (response.status_code, response.json()) == (500, {"error": "Internal server error"})
+    assert "retry-after" not in response.headers
