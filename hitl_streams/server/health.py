@@ -46,9 +46,9 @@ class HealthCheck:
             return self._ok
         running = self._running
         if running is None or running.done() or running.get_loop() is not asyncio.get_running_loop():
-            self._running = asyncio.ensure_future(self._probe())
+            running = self._running = asyncio.ensure_future(self._probe())
         # shield: one poller giving up (a client disconnect) must not cancel the check the others wait for
-        return await asyncio.shield(self._running)
+        return await asyncio.shield(running)
 
     async def _probe(self) -> bool:
         assert self._ping is not None
