@@ -59,42 +59,43 @@ MAX_CHANNEL: Final = 256
 MAX_TOKEN: Final = 256
 """Characters of a resume token (request and batch items)."""
 
-_OPEN: Final = frozenset(b"[{")
-_CLOSE: Final = frozenset(b"]}")
-_QUOTE: Final = 0x22
-_BACKSLASH: Final = 0x5C
-_STRUCTURAL = re.compile(rb'[\[\]{}"\\]')
+_OTHER_BYTES: Final = bytes(range(256)).translate(None, b"[]{}")
+_ONE_KIND: Final = bytes.maketrans(b"{}", b"[]")
+_RUNS: Final = re.compile(rb"\[+|\]+")
+_PEAKS_IN_PYTHON: Final = 100_000
 
 
 def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     """True when `body` nests arrays/objects deeper than `limit`, brackets inside strings not counted.
 
-    A byte scan, before any decoding: a decoder recursing 10,000 levels deep would exhaust the stack.
-    Only the structural bytes are visited (a regular expression finds them), so it costs little more
-    than one pass of `re` over the body."""
-    depth = 0
-    in_string = False
-    escaped = False
-    escape_at = -2
-    for match in _STRUCTURAL.finditer(body):
-        byte = body[match.start()]
-        if in_string:
-            if escaped:
-                # The byte right after a backslash is escaped only if it is adjacent to it.
-                escaped = False
-                if match.start() == escape_at + 1:
-                    continue
-            if byte == _BACKSLASH:
-                escaped, escape_at = True, match.start()
-            elif byte == _QUOTE:
-                in_string = False
-            continue
-        if byte == _QUOTE:
-            in_string = True
-        elif byte in _OPEN:
-            depth += 1
-            if depth > limit:
-                return True
-        elif byte in _CLOSE:
-            depth -= 1
+    A scan of the bytes before any decoding (a decoder recursing 100,000 levels deep exhausts the stack).
+    Bytes operations do the bulk at C speed: drop escaped backslashes and quotes, keep what lies outside
+    strings (every other piece between quotes), keep only the brackets, as one kind. Then, while there
+    are many innermost pairs (`[]`), remove them (one level each time); once there are few, walk the runs
+    of openers and closers. Tens of milliseconds for the worst 1 MiB body, against hundreds for a loop
+    over every byte."""
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(unescaped.split(b'"')[::2])
+    nesting = outside.translate(_ONE_KIND, _OTHER_BYTES)
+    if b"[" * (limit + 1) in nesting:
+        return True  # a run of openers that long is that deep
+    removed = 0  # levels of innermost pairs removed so far
+    while nesting:
+        peaks = nesting.count(b"[]")
+        if peaks == 0:  # unbalanced (not JSON): what is left opens this many more levels at most
+            return removed + nesting.count(b"[") > limit
+        if peaks <= _PEAKS_IN_PYTHON:
+            depth = removed
+            for run in _RUNS.findall(nesting):
+                if run[0] == 0x5B:  # "["
+                    depth += len(run)
+                    if depth > limit:
+                        return True
+                else:
+                    depth -= len(run)
+            return False
+        nesting = nesting.replace(b"[]", b"")
+        removed += 1
+        if removed > limit:
+            return True
     return False
