@@ -1,8 +1,9 @@
 """Redis unavailable (stopped, or restarted and still `LOADING` its dataset): the HTTP API answers 503 with
 `Retry-After`, never 500, `/healthz` says so, and both recover by themselves once Redis is back.
 
-A real `redis-server` started by the test infrastructure: killed, then restarted on the same port and
-data with a per-key load delay, so it answers `-LOADING` for a few seconds, as a big AOF does.
+A real `redis-server` with an append-only file, started by the test infrastructure: killed, then restarted
+on the same port and AOF with a per-key load delay, so it answers `-LOADING` for a few seconds, as a big
+AOF does.
 """
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ from hitl_streams.testing.recording import RecordingAdapter
 
 from .support import API, APPROVE_DENY
 
-# No snapshot on its own; a 100 µs delay per key while loading; clients served every 1 KiB of load.
+# An AOF (fsync'd on every write, no snapshots besides its RDB base); a 100 µs delay per key while
+# loading that base; clients served (with -LOADING) every 1 KiB of load.
 _SLOW_LOADING = [
     "--save",
     "",
     "--appendonly",
-    "no",
+    "yes",
+    "--appendfsync",
+    "always",
     "--key-load-delay",
     "100",
     "--loading-process-events-interval-bytes",
@@ -78,10 +82,18 @@ def _ping(server: ServerProcess) -> bytes:
 
 
 def _fill(server: ServerProcess) -> None:
-    """Enough keys, saved to disk, that loading them again takes seconds."""
+    """Enough keys, in the AOF's RDB base (the key load delay applies to it), that loading them again
+    takes seconds."""
     script = f"for i=1,{_FILLER_KEYS} do redis.call('SET', 'filler:' .. i, 'x') end return 1"
     assert resp_command(server.port, "EVAL", script, "0", timeout=10) == b":1"
-    assert resp_command(server.port, "SAVE", timeout=10) == b"+OK"
+    assert resp_command(server.port, "BGREWRITEAOF", timeout=10).startswith(b"+")
+    deadline = time.monotonic() + 30
+    while True:
+        info = resp_command(server.port, "INFO", "persistence")
+        if b"aof_rewrite_in_progress:0" in info and b"aof_rewrite_scheduled:0" in info:
+            return
+        assert time.monotonic() < deadline, "the AOF rewrite did not finish"
+        time.sleep(0.02)
 
 
 async def _restart_loading(server: ServerProcess) -> None:
