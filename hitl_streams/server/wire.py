@@ -139,9 +139,12 @@ def _check_action_bounds(action: Action) -> None:
             f"Invalid actions: an action id must be at most {MAX_ACTION_ID} characters of letters, digits, "
             '"_", ".", ":" or "-"'
         )
-    for what, label in (("label", action.label), ("submitLabel", action.submit_label)):
+    for what, label in (
+        ("label", action.label),
+        ("submitLabel", action.submit_label),
+        ("closeLabel", action.close_label),
+    ):
         _check_label(label, f'action "{action.id}" {what}')
-    _check_label(action.close_label, f'action "{action.id}" closeLabel')
     if len(action.fields) > MAX_FIELDS_PER_ACTION:
         raise ValidationError(f'Invalid actions: action "{action.id}" has more than {MAX_FIELDS_PER_ACTION} fields')
     for key, spec in action.fields.items():
