@@ -11,8 +11,8 @@ base path `/.well-known/hitl/v1`, so both of these work:
 | `requests`                               | POST   | 201 `{id, externalRef}`                      |
 | `batches`                                | POST   | 201 `{batchId, ids, externalRef}`            |
 | `notifications`                          | POST   | 200 `{id, externalRef}`                      |
-| `requests/{id}/timeout`                  | POST   | 200 `{result}` (the body is ignored)         |
-| `batches/{id}/timeout`                   | POST   | 200 `{results}` (the body is ignored)        |
+| `requests/{id}/timeout`                  | POST   | 200 `{result}` (the body is read, ignored)   |
+| `batches/{id}/timeout`                   | POST   | 200 `{results}` (the body is read, ignored)  |
 | `requests/{id}/remind`, `batches/{id}/remind` | POST | 200 `{pending}`                           |
 | `channels/{key}/...`                     | any    | the adapter with that `channel_key`          |
 | `healthz`                                | GET    | 200 `{ok, state}`, 503 when the state is down |
@@ -273,8 +273,8 @@ class HitlASGI:
             return
         name, subject = route
         data: object = None
+        raw = await body.read()  # read even where it is ignored: a body that never arrives is a 408 anywhere
         if name not in ("request-timeout", "batch-timeout"):
-            raw = await body.read()
             # Checked before decoding: a decoder recursing 100,000 levels deep would exhaust the stack.
             if json_too_deep(raw):
                 await out.error(400, f"Invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels")

@@ -204,15 +204,21 @@ async def test_a_batch_whose_records_would_store_too_much_is_a_413(api: httpx.As
 
 
 # --- a body that never arrives ----------------------------------------------------------------------------
-async def test_a_client_that_declares_a_body_and_never_sends_it_gets_408() -> None:
+@pytest.mark.parametrize("route", ["requests", "batches", "notifications", "requests/{id}/timeout"])
+async def test_a_client_that_declares_a_body_and_never_sends_it_gets_408(route: str) -> None:
     hitl = Hitl(adapters=[RecordingAdapter("chat")], secret="s", body_timeout=0.5)
     async with served(hitl.asgi, timeout_keep_alive=5) as url:
+        transport = httpx.ASGITransport(app=hitl.asgi)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers={"authorization": "Bearer s"}
+        ) as api:
+            path = await _route(api, route)
         host, port = url.removeprefix("http://").split(":")
 
         def slow_client() -> bytes:
             with socket.create_connection((host, int(port)), timeout=15) as sock:
                 head = (
-                    f"POST {API}/requests HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer s\r\n"
+                    f"POST {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer s\r\n"
                     "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{}"
                 )
                 sock.sendall(head.encode())
