@@ -103,6 +103,17 @@ class _Body:
         self._scope, self._receive, self._limit = scope, receive, limit
         self._deadline = asyncio.get_running_loop().time() + timeout
         self._seen = 0
+        self._ended = False
+
+    @property
+    def unread(self) -> bool:
+        """True while a body the request announced has not been read to its end: answering then closes
+        the connection (else a client could keep trickling it in after the answer, holding it open)."""
+        if self._ended:
+            return False
+        length = _header(self._scope, b"content-length")
+        announced = _header(self._scope, b"transfer-encoding") is not None
+        return announced or (length is not None and length.strip() not in (b"", b"0"))
 
     def declared_too_large(self) -> bool:
         length = _header(self._scope, b"content-length")
@@ -119,6 +130,8 @@ class _Body:
             self._seen += len(message.get("body", b""))
             if self._seen > self._limit:
                 raise _TooLarge
+            if not message.get("more_body", False):
+                self._ended = True
         return message
 
     async def read(self) -> bytes:
@@ -135,10 +148,12 @@ class _Body:
 
 
 class _Responder:
-    """Wraps `send` to know whether a response has started."""
+    """Wraps `send` to know whether a response has started; closes the connection after an answer given
+    before the request's body was read."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, body: _Body) -> None:
         self._send = send
+        self._body = body
         self.started = False
 
     async def send(self, message: Message) -> None:
@@ -153,6 +168,8 @@ class _Responder:
             (b"cache-control", b"no-store"),
             *extra,
         ]
+        if self._body.unread and (b"connection", b"close") not in extra:
+            headers.append((b"connection", b"close"))
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
         await self.send({"type": "http.response.body", "body": body})
 
@@ -195,8 +212,8 @@ class HitlASGI:
             if kind == "websocket":
                 await send({"type": "websocket.close", "code": 1000})
             return
-        responder = _Responder(send)
         body = _Body(scope, receive, self._limit, self._body_timeout)
+        responder = _Responder(send, body)
         try:
             await self._http(scope, body, responder)
         except _TooLarge:

@@ -232,3 +232,27 @@ async def test_a_client_that_declares_a_body_and_never_sends_it_gets_408(route: 
     assert status_line == b"HTTP/1.1 408 Request Timeout", reply
     assert b"connection: close" in rest.lower()
     assert json.loads(rest.split(b"\r\n\r\n", 1)[1]) == {"error": "Request body not received within 0.5 s"}
+
+
+@pytest.mark.parametrize(
+    ("path", "auth", "status"),
+    [(f"{API}/nope", "Bearer s", 404), (f"{API}/requests", "Bearer wrong", 401), ("/healthz", "Bearer s", 405)],
+)
+async def test_an_answer_before_the_body_is_read_closes_the_connection(path: str, auth: str, status: int) -> None:
+    """Else the client could keep trickling in the announced body after the answer, holding the connection."""
+    hitl = Hitl(adapters=[RecordingAdapter("chat")], secret="s", body_timeout=0.5)
+    async with served(hitl.asgi, timeout_keep_alive=5) as url:
+        host, port = url.removeprefix("http://").split(":")
+
+        def trickling_client() -> bytes:
+            with socket.create_connection((host, int(port)), timeout=15) as sock:
+                head = f"POST {path} HTTP/1.1\r\nHost: t\r\nAuthorization: {auth}\r\nContent-Length: 100\r\n\r\n{{}}"
+                sock.sendall(head.encode())
+                received = b""
+                while chunk := sock.recv(65536):  # until the server closes the connection
+                    received += chunk
+                return received
+
+        reply = await asyncio.to_thread(trickling_client)
+    assert reply.startswith(f"HTTP/1.1 {status} ".encode()), reply
+    assert b"connection: close" in reply.lower()
