@@ -27,7 +27,7 @@ def depth(value: Any) -> int:
     return 0
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(value=values, limit=st.integers(min_value=0, max_value=6), ascii_only=st.booleans())
 def test_the_scan_agrees_with_the_decoded_depth(value: Any, limit: int, ascii_only: bool) -> None:
     body = json.dumps(value, ensure_ascii=ascii_only).encode()
