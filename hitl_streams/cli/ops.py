@@ -291,14 +291,11 @@ _PAGE = 500
 async def _pages(
     fetch: Callable[[str | None], Awaitable[list[_T]]], cursor_of: Callable[[_T], str]
 ) -> AsyncIterator[list[_T]]:
-    """Every page `fetch(cursor)` gives, oldest first, until a short page."""
+    """Every page `fetch(cursor)` gives, oldest first, until an empty one (a page can be short and yet
+    not the last: an audit page leaves out events archived away)."""
     cursor: str | None = None
-    while True:
-        page = await fetch(cursor)
-        if page:
-            yield page
-        if len(page) < _PAGE:
-            return
+    while page := await fetch(cursor):
+        yield page
         cursor = cursor_of(page[-1])
 
 

@@ -555,23 +555,16 @@ class StreamState:
         `cursor` (the `position` of the last record of the previous page): only the page's events are
         read and decoded."""
         after = position_cursor(cursor) if cursor is not None else None
-        listed, field = checked(
-            await run_commands(
-                self._io,
-                [
-                    ("LRANGE", self.keys.audit(subject_id), 0, -1),
-                    ("HGET", self.keys.audit_bucket(subject_id), subject_id),
-                ],
-            )
-        )
+        size = None if limit is None else clamp_limit(limit)
+        listed, field = await self._audit_positions(subject_id, cursor, size)
         # A request's events (its field) and a batch's, delivery's or thread's (its LIST): one id can be both.
         positions = [text(p) for p in listed]
         if field is not None:
             positions = sorted({*positions, *text(field).split(" ")}, key=position_order)
         if after is not None:
             positions = [p for p in positions if position_order(p) > after]
-        if limit is not None:
-            positions = positions[: clamp_limit(limit)]
+        if size is not None:
+            positions = positions[:size]
         if not positions:
             return []
         events = self.keys.events
@@ -581,6 +574,26 @@ class StreamState:
             for rows in checked(found)
             if rows
         ]
+
+    async def _audit_positions(self, subject_id: str, cursor: str | None, size: int | None) -> tuple[Any, Any]:
+        """The subject's LIST of positions (for a page, only the part it needs: the LIST is in stream order,
+        so the page starts right after the cursor's own entry) and its request field."""
+        audit_list = self.keys.audit(subject_id)
+        field_read = ("HGET", self.keys.audit_bucket(subject_id), subject_id)
+        if size is None:
+            listed, field = checked(await run_commands(self._io, [("LRANGE", audit_list, 0, -1), field_read]))
+            return listed, field
+        start = 0
+        if cursor is not None:
+            index = await self._io.execute_command("LPOS", audit_list, cursor)
+            if index is None:  # the cursor is not in the LIST (a request field's position): read it whole
+                listed, field = checked(await run_commands(self._io, [("LRANGE", audit_list, 0, -1), field_read]))
+                return listed, field
+            start = int(index) + 1
+        listed, field = checked(
+            await run_commands(self._io, [("LRANGE", audit_list, start, start + size - 1), field_read])
+        )
+        return listed, field
 
     async def history(
         self, *, since: str | None = None, until: str | None = None, batch_size: int = 1000

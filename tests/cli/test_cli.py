@@ -391,5 +391,5 @@ def test_timeline_and_audit_read_and_print_page_by_page(
         {"limit": 3, "cursor": "e5"},
     ]
     audit_calls = [kw for name, kw in calls if name == "audit"]
-    assert len(audit_calls) == 3 and all(kw["limit"] == 3 for kw in audit_calls)
+    assert len(audit_calls) == 4 and all(kw["limit"] == 3 for kw in audit_calls)  # 3, 3, 2, then none
     assert audit_calls[1]["cursor"] == audited[2]["position"]
