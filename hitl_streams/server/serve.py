@@ -37,7 +37,8 @@ HOW_TO_SET_IT = "export HITL_SECRET=\"$(python -c 'import secrets; print(secrets
 KEEP_ALIVE_SECONDS = 5
 """uvicorn closes an idle keep-alive connection after this long."""
 MAX_INCOMPLETE_EVENT_BYTES = 64 * 1024
-"""uvicorn (h11) refuses a request line and headers larger than this."""
+"""uvicorn refuses a request line and headers larger than this when it parses HTTP with h11 (httptools,
+its choice when installed, has its own bound)."""
 
 
 @dataclass(frozen=True, slots=True)
