@@ -18,6 +18,8 @@ __all__ = [
     "HitlHttpError",
     "NotFoundError",
     "SchemaError",
+    "StateUnavailableError",
+    "TooLargeError",
     "UnknownActionError",
     "UnknownBatchError",
     "UnknownChannelError",
@@ -131,3 +133,11 @@ class ApprovalTimedOut(HitlError):
     def __init__(self, result: TimedOut) -> None:
         super().__init__(f'Request "{result.id}" timed out waiting for approval')
         self.result = result
+
+
+class TooLargeError(ValidationError):
+    """Caller input within the body limit that would make the server store too much (a batch). HTTP 413."""
+
+
+class StateUnavailableError(HitlError):
+    """The state does not answer (Redis down, loading, failing over). HTTP 503 with `Retry-After`."""

@@ -1,4 +1,5 @@
-"""Inbox paging rules shared by every State: limit clamp, cursor format, newest-first order (REF §2.3)."""
+"""Paging rules shared by every State: the inbox's limit clamp, cursor format and newest-first order
+(REF §2.3), and the oldest-first pages of a thread's timeline and a subject's audit trail."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from .errors import ValidationError
 from .records import HumanRequestRecord, InboxPage
@@ -20,7 +22,12 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "is_after_cursor",
+    "page_after",
+    "position_cursor",
+    "position_order",
 ]
+
+_T = TypeVar("_T")
 
 DEFAULT_INBOX_LIMIT = 50
 MAX_INBOX_LIMIT = 10_000
@@ -78,3 +85,37 @@ def build_page(rows: Sequence[HumanRequestRecord], limit: int) -> InboxPage:
         last = items[-1]
         return InboxPage(items=items, next_cursor=encode_cursor(last.created_at, last.id))
     return InboxPage(items=list(rows))
+
+
+# --- timelines and audit trails: oldest first; the cursor is the last item of the previous page -------------
+def page_after(
+    items: Sequence[_T], key: Callable[[_T], str], *, limit: float | None, cursor: str | None, what: str
+) -> list[_T]:
+    """The items after the one whose `key` is `cursor` (all of them without a cursor), at most `limit`
+    (clamped like the inbox's) when one is given. An unknown cursor is a `ValidationError`."""
+    start = 0
+    if cursor is not None:
+        for index, item in enumerate(items):
+            if key(item) == cursor:
+                start = index + 1
+                break
+        else:
+            raise ValidationError(f'Invalid {what} cursor "{cursor}"')
+    stop = None if limit is None else start + clamp_limit(limit)
+    return list(items[start:stop])
+
+
+_POSITION = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+def position_cursor(cursor: str) -> tuple[int, int]:
+    """An audit cursor (the stream position of the last record of a page) as a sortable pair."""
+    if not isinstance(cursor, str) or _POSITION.fullmatch(cursor) is None:
+        raise ValidationError(f'Invalid audit cursor "{cursor}"')
+    return position_order(cursor)
+
+
+def position_order(position: str) -> tuple[int, int]:
+    """A stream position (`ms-seq`) as a pair that sorts like the stream."""
+    ms, _, seq = position.partition("-")
+    return int(ms), int(seq or 0)

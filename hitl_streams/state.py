@@ -68,7 +68,12 @@ class State(Protocol):
 
     async def append_timeline(self, entry: TimelineEntry) -> None: ...
 
-    async def timeline(self, thread_id: str) -> builtins.list[TimelineEntry]: ...
+    async def timeline(
+        self, thread_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> builtins.list[TimelineEntry]:
+        """The thread's entries, oldest first: all of them, or with `limit` a page of at most that many
+        after `cursor` (the id of the last entry of the previous page)."""
+        ...
 
     async def create_notify_delivery(self, record: NewNotifyDelivery) -> None: ...
 

@@ -137,10 +137,18 @@ def serve(
             help="Identity header of an authenticating proxy (e.g. X-Forwarded-Email); only behind that proxy.",
         ),
     ] = None,
+    insecure_no_secret: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-secret",
+            help="Serve a non-loopback --host without HITL_SECRET: an open API anyone reaching the port can use.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API under uvicorn; with no Redis URL, on an embedded Redis-compatible server.
 
-    The bearer secret of the API is read from HITL_SECRET. Ctrl-C stops it (and the embedded server).
+    The bearer secret of the API is read from HITL_SECRET. Without one, only a loopback --host is served
+    (unless --insecure-no-secret). Ctrl-C stops it (and the embedded server).
     Decisions resume workflows through one resolver: --webhook-url (with --webhook-secret),
     --temporal-address (with --temporal-namespace) or --dbos-database-url.
     """
@@ -165,6 +173,7 @@ def serve(
         inbox=inbox,
         public_url=public_url,
         trust_proxy_header=trust_proxy_header,
+        insecure_no_secret=insecure_no_secret,
     )
     try:
         run(options, echo=typer.echo)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import os
 import re
 import sys
 import textwrap
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Any, NoReturn, TypeVar
@@ -300,13 +301,6 @@ class Progress:
 
 
 # --- output helpers -----------------------------------------------------------------------------------------
-def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    for row in [header, *rows]:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        typer.echo("  ".join([*cells, row[-1]]).rstrip())
-
-
 _json = msgspec.json.Encoder()
 
 
@@ -380,6 +374,37 @@ def describe(event: ev.Event) -> str:
 def _print_json_lines(items: list[Any]) -> None:
     for item in items:
         typer.echo(_json.encode(item).decode())
+
+
+_PAGE = 500
+"""Rows `audit` and `timeline` read per round trip: they print page by page, however long the history."""
+
+
+async def _pages(
+    fetch: Callable[[str | None], Awaitable[list[_T]]], cursor_of: Callable[[_T], str]
+) -> AsyncIterator[list[_T]]:
+    """Every page `fetch(cursor)` gives, oldest first, until an empty one (a page can be short and yet
+    not the last: an audit page leaves out events archived away)."""
+    cursor: str | None = None
+    while page := await fetch(cursor):
+        yield page
+        cursor = cursor_of(page[-1])
+
+
+class _StreamedTable:
+    """A table printed page by page: the column widths are the header's and the first page's."""
+
+    def __init__(self, header: tuple[str, ...]) -> None:
+        self._header = header
+        self._widths: list[int] | None = None
+
+    def rows(self, rows: Sequence[tuple[str, ...]]) -> None:
+        if self._widths is None:
+            self._widths = [max(len(r[i]) for r in [self._header, *rows]) for i in range(len(self._header) - 1)]
+            rows = [self._header, *rows]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, self._widths, strict=False)]
+            typer.echo("  ".join([*cells, row[-1]]).rstrip())
 
 
 # --- commands -----------------------------------------------------------------------------------------------
@@ -514,18 +539,28 @@ def audit(
     """
     where = target(redis_url, table, cluster)
 
-    async def body(state: StreamState) -> list[ev.AuditRecord]:
-        records = await state.audit(subject_id)
-        if not records:
+    async def body(state: StreamState) -> None:
+        out = _StreamedTable(("TIME", "EVENT", "ACTOR", "DETAILS"))
+        seen = False
+        fetch = functools.partial(_audit_page, state, subject_id)
+        async for records in _pages(fetch, lambda r: r.position):
+            seen = True
+            if json_output:
+                _print_json_lines([{"position": r.position, "event": r.event} for r in records])
+            else:
+                out.rows([(r.event.at, _type_of(r.event), _actor(r.event), describe(r.event)) for r in records])
+        if not seen:
             raise NotFoundError(f'Unknown request, batch, notify delivery or thread "{subject_id}" (no history)')
-        return records
 
-    records = run(where, body)
-    if json_output:
-        _print_json_lines([{"position": r.position, "event": r.event} for r in records])
-        return
-    rows = [(r.event.at, _type_of(r.event), _actor(r.event), describe(r.event)) for r in records]
-    _table(("TIME", "EVENT", "ACTOR", "DETAILS"), rows)
+    run(where, body)
+
+
+async def _audit_page(state: StreamState, subject_id: str, cursor: str | None) -> list[ev.AuditRecord]:
+    return await state.audit(subject_id, limit=_PAGE, cursor=cursor)
+
+
+async def _timeline_page(state: StreamState, thread_id: str, cursor: str | None) -> list[Any]:
+    return await state.timeline(thread_id, limit=_PAGE, cursor=cursor)
 
 
 def _type_of(event: ev.Event) -> str:
@@ -550,18 +585,23 @@ def timeline(
     """
     where = target(redis_url, table, cluster)
 
-    async def body(state: StreamState) -> list[Any]:
-        entries = await state.timeline(thread_id)
-        if not entries and not await state.audit(thread_id):  # unknown, not merely empty
+    async def body(state: StreamState) -> None:
+        out = _StreamedTable(("TIME", "ENTRY", "MESSAGE", "DETAIL"))
+        seen = False
+        async for entries in _pages(functools.partial(_timeline_page, state, thread_id), lambda e: e.id):
+            seen = True
+            if json_output:
+                _print_json_lines(entries)
+            else:
+                out.rows(
+                    [(e.created_at, e.id, e.message, "" if e.detail is None else _compact(e.detail)) for e in entries]
+                )
+        if not seen and not await state.audit(thread_id):  # unknown, not merely empty
             raise NotFoundError(f'Unknown thread "{thread_id}" (no timeline entries, no history)')
-        return entries
+        if not seen and not json_output:
+            out.rows([])
 
-    entries = run(where, body)
-    if json_output:
-        _print_json_lines(entries)
-        return
-    rows = [(e.created_at, e.id, e.message, "" if e.detail is None else _compact(e.detail)) for e in entries]
-    _table(("TIME", "ENTRY", "MESSAGE", "DETAIL"), rows)
+    run(where, body)
 
 
 def _size(n: int) -> str:

@@ -63,9 +63,11 @@ __all__ = [
     "resolution_event",
 ]
 
-SCHEMA_VERSION = 2
-"""2: `request.created` carries the caller's `request`, resolutions no `resolvedAt`. 1 (still read): the
-whole `record`, and `resolvedAt` repeating `at`."""
+SCHEMA_VERSION = 3
+"""3: a batch item's `request.created` may leave out the batch's context (`"batchContext": true`): the
+`batch.created` event holds it once, not once per item. 2 (still read): `request.created` carries the
+caller's `request` (a batch item's with the whole context), resolutions no `resolvedAt`. 1 (still read):
+the whole `record`, and `resolvedAt` repeating `at`."""
 
 
 class _Base(msgspec.Struct, tag_field="type", kw_only=True, rename="camel"):
@@ -93,14 +95,28 @@ class RequestCreated(_Base, tag="request.created", kw_only=True):
     request: NewHumanRequest | UnsetType = UNSET
     legacy_record: HumanRequestRecord | UnsetType = msgspec.field(default=UNSET, name="record")
     """Earlier builds stored the whole record here. Still read, for the histories they wrote; never written."""
+    batch_context: bool | UnsetType = UNSET
+    """`True`: the request's context is its batch's (`batch.created` holds it), left out of `request` so a
+    batch of n items does not store its context n more times in history. Schema version 3."""
 
     def __post_init__(self) -> None:
         if isinstance(self.request, UnsetType) and isinstance(self.legacy_record, UnsetType):
             raise ValueError("a request.created event needs its `request`")  # decoding: a ValidationError
+        if self.batch_context is True and (isinstance(self.request, UnsetType) or self.request.batch_id is None):
+            raise ValueError("batchContext needs a batch item's `request`")
+
+    @property
+    def uses_batch_context(self) -> bool:
+        """True when the record's context is its batch's (see `record_with`)."""
+        return self.batch_context is True
 
     @property
     def record(self) -> HumanRequestRecord:
-        """The record this event creates."""
+        """The record this event creates (for `uses_batch_context`, without the context: `record_with`)."""
+        return self.record_with(None)
+
+    def record_with(self, batch_context: dict[str, Any] | None) -> HumanRequestRecord:
+        """The record this event creates, given its batch's context when `uses_batch_context`."""
         new = self.request
         if isinstance(new, UnsetType):
             assert not isinstance(self.legacy_record, UnsetType)  # one of the two: __post_init__
@@ -112,7 +128,7 @@ class RequestCreated(_Base, tag="request.created", kw_only=True):
             namespace=new.namespace,
             message=new.message,
             actions=new.actions,
-            context=new.context,
+            context=batch_context if self.batch_context is True else new.context,
             status="pending",
             created_at=self.at,
             batch_id=new.batch_id,

@@ -24,7 +24,15 @@ from ..errors import (
     UnknownRequestError,
 )
 from ..namespaces import validate_namespace
-from ..pagination import build_page, clamp_limit, decode_cursor, is_after_cursor
+from ..pagination import (
+    build_page,
+    clamp_limit,
+    decode_cursor,
+    is_after_cursor,
+    page_after,
+    position_cursor,
+    position_order,
+)
 from ..records import (
     BatchRecord,
     HumanRequestRecord,
@@ -94,9 +102,16 @@ class InMemoryState:
         """Append an audit event (delivered, reminded, resumed, ...) to history."""
         self._append(event)
 
-    async def audit(self, subject_id: str) -> builtins.list[ev.AuditRecord]:
-        """The events about one request, batch, notify delivery or thread, oldest first."""
-        return [self._events[i] for i in self._by_subject.get(subject_id, [])]
+    async def audit(
+        self, subject_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> builtins.list[ev.AuditRecord]:
+        """The events about one request, batch, notify delivery or thread, oldest first; with `limit`, a
+        page of at most that many after `cursor` (the last record's `position`)."""
+        records = [self._events[i] for i in self._by_subject.get(subject_id, [])]
+        if cursor is not None:
+            after = position_cursor(cursor)
+            records = [r for r in records if position_order(r.position) > after]
+        return records if limit is None else records[: clamp_limit(limit)]
 
     async def history(self) -> builtins.list[ev.AuditRecord]:
         """Every event, oldest first."""
@@ -245,9 +260,12 @@ class InMemoryState:
         self._timelines.setdefault(entry.thread_id, []).append(_copy(entry))
         self._append(ev.TimelineAppended(at=now_iso(), entry=entry))
 
-    async def timeline(self, thread_id: str) -> builtins.list[TimelineEntry]:
+    async def timeline(
+        self, thread_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> builtins.list[TimelineEntry]:
         entries = sorted(self._timelines.get(thread_id, []), key=lambda e: e.created_at)
-        return [_copy(e) for e in entries]
+        page = page_after(entries, lambda e: e.id, limit=limit, cursor=cursor, what="timeline")
+        return [_copy(e) for e in page]
 
     async def create_notify_delivery(self, record: NewNotifyDelivery) -> None:
         if record.id in self._notify:

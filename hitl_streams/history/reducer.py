@@ -38,6 +38,9 @@ Decoder = Callable[[bytes | str], Subject]
 def subject_ref(event: ev.Event, keys: Keys) -> tuple[str, Decoder] | None:
     """The key (and its decoder) whose current value reducing `event` needs; `None` if it needs none."""
     match event:
+        case ev.RequestCreated() if event.uses_batch_context:
+            assert not isinstance(event.request, msgspec.UnsetType) and event.request.batch_id is not None
+            return keys.batch(event.request.batch_id), decode_batch  # the batch holds the context
         case ev.RequestExternalIdSet() | ev.RequestResolved() | ev.RequestTimedOut():
             return keys.req(event.id), decode_request
         case ev.BatchExternalIdSet():
@@ -66,10 +69,18 @@ def _with_external_id(external_ids: dict[str, str] | None, key: str, value: str)
 
 
 def apply(event: ev.Event, before: Subject | None, keys: Keys) -> Change:
-    """Reduce one event. A mutation whose subject is missing (a damaged history) changes nothing."""
+    """Reduce one event. A mutation whose subject is missing (a damaged history) changes nothing.
+
+    `before` is the value of `subject_ref`'s key: the subject itself, or, for a batch item created with
+    its batch's context, that batch."""
     after: Subject | None
     match event:
-        case ev.RequestCreated() | ev.RequestImported() | ev.BatchCreated() | ev.BatchImported():
+        case ev.RequestCreated():
+            # A new request: nothing before it. `before`, if any, is the item's batch, whose context the
+            # record takes when the event says so (`subject_ref`).
+            shared = before.context if event.uses_batch_context and isinstance(before, BatchRecord) else None
+            return Change(event, keys, None, event.record_with(shared))
+        case ev.RequestImported() | ev.BatchCreated() | ev.BatchImported():
             after = event.record
         case ev.NotifyCreated() | ev.NotifyImported():
             after = event.record

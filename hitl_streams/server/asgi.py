@@ -11,39 +11,56 @@ base path `/.well-known/hitl/v1`, so both of these work:
 | `requests`                               | POST   | 201 `{id, externalRef}`                      |
 | `batches`                                | POST   | 201 `{batchId, ids, externalRef}`            |
 | `notifications`                          | POST   | 200 `{id, externalRef}`                      |
-| `requests/{id}/timeout`                  | POST   | 200 `{result}` (the body is ignored)         |
-| `batches/{id}/timeout`                   | POST   | 200 `{results}` (the body is ignored)        |
+| `requests/{id}/timeout`                  | POST   | 200 `{result}` (the body is read, ignored)   |
+| `batches/{id}/timeout`                   | POST   | 200 `{results}` (the body is read, ignored)  |
 | `requests/{id}/remind`, `batches/{id}/remind` | POST | 200 `{pending}` (no body: `{}`)           |
 | `channels/{key}/...`                     | any    | the adapter with that `channel_key`          |
-| `healthz`                                | GET    | 200 `{ok, state}`                            |
+| `healthz`                                | GET    | 200 `{ok, state}`, 503 when the state is down |
 | `inbox/...`                              | any    | the reviewer side, when on (`inbox_api.py`)  |
 
-Internal routes need `Authorization: Bearer <secret>` when a secret is set. Errors are
-`{"error": "..."}`: 400 bad JSON or shape, 401, 404, 405, 409 already decided, 413 body too large,
-502 a channel failed; a 500 only for a bug or an unreachable state (logged, no traceback sent).
+Internal routes need `Authorization: Bearer <secret>` when a secret is set (scheme case-insensitive).
+Errors are `{"error": "..."}`: 400 bad JSON (not UTF-8, nested deeper than `MAX_JSON_DEPTH`) or shape or
+a field out of bounds (`hitl_streams.limits`), 401, 404, 405, 408 body not received in time, 409 already
+decided, 413 body or batch too large, 502 a channel failed, 503 with `Retry-After` when the state does
+not answer (Redis down, loading, failing over: `hitl_streams.unavailable`); a 500 only for a bug
+(logged, no traceback sent).
 The ASGI `lifespan` protocol starts and stops the `Hitl`'s background work.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import msgspec
 
-from ..errors import AlreadyResolvedError, DuplicateRequestError, DuplicateTokenError, NotFoundError, ValidationError
+from ..errors import (
+    AlreadyResolvedError,
+    DuplicateRequestError,
+    DuplicateTokenError,
+    NotFoundError,
+    TooLargeError,
+    ValidationError,
+)
+from ..limits import BODY_READ_TIMEOUT_SECONDS, MAX_JSON_DEPTH, json_too_deep
+from ..unavailable import is_unavailable
 from . import wire
 from .auth import BearerAuth
 from .core import Core, DeliveryError
+from .health import HealthCheck
 
-__all__ = ["BASE_PATH", "HitlASGI"]
+__all__ = ["BASE_PATH", "RETRY_AFTER_SECONDS", "UNAVAILABLE_MESSAGE", "HitlASGI"]
 
 log = logging.getLogger("hitl_streams.server")
 
 BASE_PATH = "/.well-known/hitl/v1"
 _OPTIONAL_BODY = frozenset({"request-remind", "batch-remind"})
 """Routes whose body may be left out (treated as `{}`)."""
+RETRY_AFTER_SECONDS = 1
+UNAVAILABLE_MESSAGE = "state unavailable, retry later"
+_RETRY_AFTER = ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),)
 _BASE_SEGMENTS = [".well-known", "hitl", "v1"]
 
 Scope = MutableMapping[str, Any]
@@ -58,6 +75,10 @@ class _TooLarge(Exception):
 
 class _Disconnected(Exception):
     pass
+
+
+class _SlowBody(Exception):
+    """The body did not arrive within the body timeout."""
 
 
 def _route_path(scope: Scope) -> str:
@@ -77,23 +98,43 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 class _Body:
-    """Reads a request body, refusing more than `limit` bytes."""
+    """Reads a request body, refusing more than `limit` bytes and waiting for it at most `timeout`
+    seconds from the start of the request (a client that declares 100 bytes and sends 2 gets a 408
+    instead of holding the connection forever)."""
 
-    def __init__(self, scope: Scope, receive: Receive, limit: int) -> None:
+    def __init__(self, scope: Scope, receive: Receive, limit: int, timeout: float) -> None:
         self._scope, self._receive, self._limit = scope, receive, limit
+        self._deadline = asyncio.get_running_loop().time() + timeout
         self._seen = 0
+        self._ended = False
+
+    @property
+    def unread(self) -> bool:
+        """True while a body the request announced has not been read to its end: answering then closes
+        the connection (else a client could keep trickling it in after the answer, holding it open)."""
+        if self._ended:
+            return False
+        length = _header(self._scope, b"content-length")
+        announced = _header(self._scope, b"transfer-encoding") is not None
+        return announced or (length is not None and length.strip() not in (b"", b"0"))
 
     def declared_too_large(self) -> bool:
         length = _header(self._scope, b"content-length")
         return length is not None and length.strip().isdigit() and int(length) > self._limit
 
     async def receive(self) -> Message:
-        """A `receive` that counts body bytes (handed to channel adapters)."""
-        message = await self._receive()
+        """A `receive` that counts body bytes and keeps to the deadline (handed to channel adapters)."""
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                message = await self._receive()
+        except TimeoutError:
+            raise _SlowBody from None
         if message.get("type") == "http.request":
             self._seen += len(message.get("body", b""))
             if self._seen > self._limit:
                 raise _TooLarge
+            if not message.get("more_body", False):
+                self._ended = True
         return message
 
     async def read(self) -> bytes:
@@ -110,10 +151,12 @@ class _Body:
 
 
 class _Responder:
-    """Wraps `send` to know whether a response has started."""
+    """Wraps `send` to know whether a response has started; closes the connection after an answer given
+    before the request's body was read."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, body: _Body) -> None:
         self._send = send
+        self._body = body
         self.started = False
 
     async def send(self, message: Message) -> None:
@@ -128,6 +171,8 @@ class _Responder:
             (b"cache-control", b"no-store"),
             *extra,
         ]
+        if self._body.unread and (b"connection", b"close") not in extra:
+            headers.append((b"connection", b"close"))
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
         await self.send({"type": "http.response.body", "body": body})
 
@@ -151,10 +196,13 @@ class HitlASGI:
         on_startup: Callable[[], Awaitable[None]],
         on_shutdown: Callable[[], Awaitable[None]],
         inbox: Callable[[Scope, _Body, _Responder, list[str]], Awaitable[None]] | None = None,
+        body_timeout: float = BODY_READ_TIMEOUT_SECONDS,
     ) -> None:
         self._core = core
         self._auth = auth
         self._limit = max_body_bytes
+        self._body_timeout = body_timeout
+        self._health = HealthCheck(getattr(core.state, "ping", None))
         self._state_kind = state_kind
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
@@ -170,16 +218,27 @@ class HitlASGI:
             if kind == "websocket":
                 await send({"type": "websocket.close", "code": 1000})
             return
-        responder = _Responder(send)
-        body = _Body(scope, receive, self._limit)
+        body = _Body(scope, receive, self._limit, self._body_timeout)
+        responder = _Responder(send, body)
         try:
             await self._http(scope, body, responder)
         except _TooLarge:
             if not responder.started:
                 await responder.error(413, f"Request body too large (limit {self._limit} bytes)")
+        except _SlowBody:
+            if not responder.started:
+                message = f"Request body not received within {self._body_timeout:g} s"
+                await responder.error(408, message, ((b"connection", b"close"),))
         except _Disconnected:
             return
-        except Exception:
+        except Exception as exc:
+            # The one place where "the state does not answer" becomes a 503: retrying later may work.
+            if is_unavailable(exc):
+                where = f"{scope.get('method')} {_route_path(scope)}"
+                log.warning("hitl: state unavailable while serving %s: %r", where, exc)
+                if not responder.started:
+                    await responder.error(503, UNAVAILABLE_MESSAGE, _RETRY_AFTER)
+                return
             log.exception("hitl: unexpected error while serving %s %s", scope.get("method"), _route_path(scope))
             if not responder.started:
                 await responder.error(500, "Internal server error")
@@ -221,7 +280,11 @@ class HitlASGI:
             if method not in ("GET", "HEAD"):
                 await out.error(405, "Method not allowed", ((b"allow", b"GET, HEAD"),))
                 return
-            await out.json(200, wire.encode({"ok": True, "state": self._state_kind}))
+            if await self._health.check():
+                await out.json(200, wire.encode({"ok": True, "state": self._state_kind}))
+            else:
+                down = {"ok": False, "state": self._state_kind, "error": UNAVAILABLE_MESSAGE}
+                await out.json(503, wire.encode(down), _RETRY_AFTER)
             return
 
         route = _match(segments)
@@ -236,16 +299,23 @@ class HitlASGI:
             return
         name, subject = route
         data: object = None
+        raw = await body.read()  # read even where it is ignored: a body that never arrives is a 408 anywhere
         if name not in ("request-timeout", "batch-timeout"):
-            raw = await body.read()
+            # Checked before decoding: a decoder recursing 100,000 levels deep would exhaust the stack.
+            if json_too_deep(raw):
+                await out.error(400, f"Invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
+                return
             try:
                 # Every field of a remind is optional: no body (curl without -d) means `{}`.
                 data = {} if name in _OPTIONAL_BODY and not raw.strip() else msgspec.json.decode(raw)
-            except msgspec.MsgspecError:  # malformed JSON, or a number JSON allows but no decoder can hold
+            except (msgspec.MsgspecError, UnicodeDecodeError):
+                # Malformed JSON or UTF-8, or a number JSON allows but no decoder can hold.
                 await out.error(400, "Invalid JSON body")
                 return
         try:
             status, reply = await self._dispatch(name, subject, data)
+        except TooLargeError as exc:
+            await out.error(413, str(exc))
         except ValidationError as exc:
             await out.error(400, str(exc))
         except NotFoundError as exc:

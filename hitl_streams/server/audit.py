@@ -16,4 +16,9 @@ class Auditable(Protocol):
 
     async def record(self, event: Event) -> None: ...
 
-    async def audit(self, subject_id: str) -> builtins.list[AuditRecord]: ...
+    async def audit(
+        self, subject_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> builtins.list[AuditRecord]:
+        """Oldest first: all of them, or with `limit` a page of at most that many after `cursor` (the
+        `position` of the last record of the previous page)."""
+        ...

@@ -16,7 +16,8 @@ OPEN_WARNING = (
 
 
 class BearerAuth:
-    """`Authorization: Bearer <secret>`. Without a secret every request passes, with one warning."""
+    """`Authorization: Bearer <secret>` (any case of `Bearer`). Without a secret every request passes, with
+    one warning."""
 
     def __init__(self, secret: str | None) -> None:
         self._secret = secret.encode() if secret else None
@@ -35,6 +36,10 @@ class BearerAuth:
                 self._warned = True
                 log.warning(OPEN_WARNING)
             return True
-        if authorization is None or not authorization.startswith(b"Bearer "):
+        if authorization is None:
             return False
-        return hmac.compare_digest(authorization[len(b"Bearer ") :], self._secret)
+        # The scheme is case-insensitive (RFC 9110 §11.1); the credentials follow one or more spaces.
+        scheme, _, credentials = authorization.partition(b" ")
+        if scheme.lower() != b"bearer":
+            return False
+        return hmac.compare_digest(credentials.lstrip(b" "), self._secret)

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ..history.memory_state import InMemoryState
+from ..limits import BODY_READ_TIMEOUT_SECONDS, MAX_BODY_BYTES
 from ..reviewers import ReviewerDirectory
 from ..state import State
 from .asgi import HitlASGI
@@ -18,9 +19,9 @@ from .auth import BearerAuth
 from .channels import Adapter, with_inbox
 from .core import Core
 from .inbox import Inbox
-from .inprocess import LocallyRouted, LocalWaits
 from .inbox_api import InboxAPI, InboxRoutes
 from .inbox_settings import InboxSettings
+from .inprocess import LocallyRouted, LocalWaits
 from .resolvers import Resolver
 from .resumption import MemoryResumeQueue, ResumeJob, ResumeQueue, Resumer, RetryPolicy
 from .reviewer_auth import ReviewerAuth
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "Hitl", "default_resume_queue"]
 
-DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_MAX_BODY_BYTES = MAX_BODY_BYTES
 
 
 def default_resume_queue(state: State, *, include_timeouts: bool = True) -> ResumeQueue:
@@ -53,6 +54,8 @@ class Hitl:
       from the timeout route).
     - `adapters`: delivery channels; the first is the default and the `inbox` channel is always added.
     - `secret`: bearer secret of the internal API; defaults to `HITL_SECRET`. Empty means open (warned once).
+    - `max_body_bytes`: larger request bodies get 413 (1 MiB by default); `body_timeout`: a body not
+      received within this many seconds of the request's start gets 408 (30 s by default).
     - `max_body_bytes`: larger request bodies get 413 (1 MiB by default).
     - `inbox`: the reviewer side (`InboxSettings(...)`, or `True` for the defaults): the JSON inbox API
       under `inbox/api/` and the web inbox under `inbox/` (needs the `inbox` extra), for reviewers signed
@@ -75,9 +78,12 @@ class Hitl:
         resume_queue: ResumeQueue | None = None,
         resume_timeouts: bool = True,
         inbox: InboxSettings | bool | None = None,
+        body_timeout: float = BODY_READ_TIMEOUT_SECONDS,
     ) -> None:
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be positive")
+        if not body_timeout > 0:
+            raise ValueError("body_timeout must be positive")
         self.state: State = state if state is not None else InMemoryState()
         self.adapters = with_inbox(adapters)
         ids = [a.id for a in self.adapters]
@@ -121,6 +127,7 @@ class Hitl:
             on_startup=self.start,
             on_shutdown=self.stop,
             inbox=self.inbox_routes,
+            body_timeout=body_timeout,
         )
 
     def __repr__(self) -> str:

@@ -83,12 +83,22 @@ class Inbox:
         """
         return await self._core.resolve_batch(batch_id, decisions, by)
 
-    async def timeline(self, thread_id: str) -> builtins.list[TimelineEntry]:
-        """The notifications, reminders and escalations of a thread (a request, batch or notify group)."""
-        return await self._state.timeline(thread_id)
+    async def timeline(
+        self, thread_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> builtins.list[TimelineEntry]:
+        """The notifications, reminders and escalations of a thread (a request, batch or notify group),
+        oldest first. With `limit`, one page: pass the last entry's `id` as `cursor` for the next one."""
+        if limit is None and cursor is None:
+            return await self._state.timeline(thread_id)
+        return await self._state.timeline(thread_id, limit=limit, cursor=cursor)
 
-    async def audit(self, subject_id: str) -> builtins.list[AuditRecord]:
-        """Every event about a request or batch, oldest first (empty for a state without history)."""
-        if isinstance(self._state, Auditable):
+    async def audit(
+        self, subject_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> builtins.list[AuditRecord]:
+        """Every event about a request or batch, oldest first (empty for a state without history). With
+        `limit`, one page: pass the last record's `position` as `cursor` for the next one."""
+        if not isinstance(self._state, Auditable):
+            return []
+        if limit is None and cursor is None:
             return await self._state.audit(subject_id)
-        return []
+        return await self._state.audit(subject_id, limit=limit, cursor=cursor)

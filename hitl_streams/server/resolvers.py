@@ -83,7 +83,13 @@ def verify_webhook(
     tolerance: int = 300,
     now: float | None = None,
 ) -> bool:
-    """True iff `signature` signs `body` at `timestamp` and the timestamp is within `tolerance` seconds."""
+    """True iff `signature` signs `body` at `timestamp` and the timestamp is within `tolerance` seconds.
+
+    It proves who signed the body and when, not that this is the first delivery: a captured POST verifies
+    again for as long as its timestamp is within `tolerance`, and one decision may be delivered more than
+    once (a retry after a lost reply, a crash between the engine's 2xx and recording it). Receivers drop
+    repeats by the decision's idempotency key (`Idempotency-Key` header, `idempotencyKey` in the body),
+    remembering processed keys for at least `tolerance` seconds, and answer a repeat with 2xx."""
     if not timestamp or not signature or not timestamp.isdigit():
         return False
     sent = int(timestamp)

@@ -9,13 +9,17 @@ embedded server.
 
 A Redis URL you give is checked before anything is printed or served: `ServeError` (a message and the
 exit code the CLI uses) rather than a traceback later.
+Closed by default: on an address other than loopback it refuses to start without `HITL_SECRET`, unless
+the operator passes `--insecure-no-secret`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -42,11 +46,16 @@ from .hitl import Hitl
 from .inbox_settings import InboxSettings
 from .resolvers import Resolver, WebhookResolver
 
-__all__ = ["ServeError", "ServeOptions", "embedded_redis", "redact_url", "serve"]
+__all__ = ["ServeError", "ServeOptions", "embedded_redis", "exposure_refusal", "is_loopback", "redact_url", "serve"]
 
 log = logging.getLogger("hitl_streams.server")
 
 HOW_TO_SET_IT = "export HITL_SECRET=\"$(python -c 'import secrets; print(secrets.token_urlsafe(32))')\""
+KEEP_ALIVE_SECONDS = 5
+"""uvicorn closes an idle keep-alive connection after this long."""
+MAX_INCOMPLETE_EVENT_BYTES = 64 * 1024
+"""uvicorn refuses a request line and headers larger than this when it parses HTTP with h11 (httptools,
+its choice when installed, has its own bound)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,8 @@ class ServeOptions:
     proxy, `trust_proxy_header` (its identity header)."""
     public_url: str | None = None
     trust_proxy_header: str | None = None
+    insecure_no_secret: bool = False
+    """Serve a non-loopback address without `HITL_SECRET` (an open API); refused otherwise."""
 
 
 class ServeError(Exception):
@@ -180,6 +191,28 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=user + netloc))
 
 
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (`127.0.0.0/8`, `::1`); anything else may be public."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to a public interface
+
+
+def exposure_refusal(options: ServeOptions, secret: str | None) -> str | None:
+    """The one line `serve` refuses to start with, or `None`: an open API only on loopback, unless the
+    operator says `--insecure-no-secret`."""
+    if secret or options.insecure_no_secret or is_loopback(options.host):
+        return None
+    return (
+        f"hitl-streams: refusing to serve {options.host} without HITL_SECRET (anyone reaching the port could "
+        "create, time out and escalate requests): set HITL_SECRET, or pass --insecure-no-secret to serve an "
+        "open API anyway"
+    )
+
+
 def _stream_state_class() -> Any | None:
     try:
         from ..streams.stream_state import StreamState  # type: ignore[import-not-found,unused-ignore]
@@ -238,13 +271,26 @@ async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], 
         else None
     )
     hitl = Hitl(state=state, resolver=resolver, inbox=inbox)
-    config = uvicorn.Config(hitl.asgi, host=options.host, port=options.port, lifespan="on", log_level=options.log_level)
+    config = uvicorn.Config(
+        hitl.asgi,
+        host=options.host,
+        port=options.port,
+        lifespan="on",
+        log_level=options.log_level,
+        # Bounds for clients that connect and dawdle; a body that does not arrive is the app's 408.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT_BYTES,
+    )
     server = uvicorn.Server(config)
     echo(
         f"  resolver: {resolver!r}"
         if resolver
         else "  resolver: none (pass --webhook-url, --temporal-address or --dbos-database-url to resume workflows)"
     )
+    if hitl.is_open and not is_loopback(options.host):
+        echo(
+            f"  auth:     NO SECRET on {options.host} (--insecure-no-secret): anyone reaching the port can use the API"
+        )
     if hitl.is_open:
         echo("  auth:     HITL_SECRET is not set, the API is open. Set one (same value for server and workflows):")
         echo(f"            {HOW_TO_SET_IT}")
@@ -276,6 +322,9 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = print) -> None:
     Raises `ServeError` when it cannot start (bad options, data directory held by another `serve`, port
     taken), and redis-py's errors when the given Redis cannot be reached, before printing anything.
     """
+    refusal = exposure_refusal(options, os.environ.get("HITL_SECRET"))
+    if refusal is not None:
+        raise SystemExit(refusal)
     _check_options(options)
     with contextlib.ExitStack() as stack:
         redis_url = options.redis_url

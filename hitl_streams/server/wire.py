@@ -1,20 +1,35 @@
 """The internal HTTP API's bodies (REF §1.4): parsing what the workflow client sends, encoding replies.
 
 Parsing is strict where the reference was not (REF §10.6 item 34): every malformed body is a
-`ValidationError` (HTTP 400) with a message naming the problem, never a crash. Messages the TypeScript
-server had are kept word for word. Replies are encoded with the TypeScript key order, so a reply is
-byte-identical to what the reference server sends for the same data.
+`ValidationError` (HTTP 400) with a message naming the problem, never a crash. Every field is bounded
+(`hitl_streams.limits`): a field out of bounds is a 400, a batch too large to store a `TooLargeError`
+(413). Messages the TypeScript server had are kept word for word. Replies are encoded with the
+TypeScript key order, so a reply is byte-identical to what the reference server sends for the same data.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
 
 from ..actions import Action, validate_actions
-from ..errors import ValidationError
+from ..errors import TooLargeError, ValidationError
+from ..limits import (
+    ACTION_ID_PATTERN,
+    MAX_ACTION_ID,
+    MAX_ACTIONS,
+    MAX_BATCH_ITEMS,
+    MAX_BATCH_STORED_BYTES,
+    MAX_CHANNEL,
+    MAX_FIELD_KEY,
+    MAX_FIELDS_PER_ACTION,
+    MAX_LABEL,
+    MAX_OPTIONS,
+    MAX_TOKEN,
+)
 from ..namespaces import resolve_namespace
 from ..results import HumanResult, Resolved, Reviewer, TimedOut
 
@@ -35,6 +50,7 @@ __all__ = [
     "parse_create_request",
     "parse_notify",
     "parse_remind",
+    "stored_batch_bytes",
 ]
 
 
@@ -90,6 +106,59 @@ class RemindBody(msgspec.Struct, kw_only=True, frozen=True):
 
 
 # --- parsing helpers -------------------------------------------------------------------------------------
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_RECORD_OVERHEAD = 512
+"""Bytes a stored request record takes besides its message, token, actions and context (ids, keys,
+timestamps, indexes), for the batch size estimate."""
+
+
+def _check_token(token: str, what: str = "token") -> str:
+    if len(token) > MAX_TOKEN:
+        raise ValidationError(f"{what} must be at most {MAX_TOKEN} characters")
+    return token
+
+
+def _check_channel(channel: str | None, what: str = "channel") -> str | None:
+    if channel is None:
+        return None
+    if len(channel) > MAX_CHANNEL:
+        raise ValidationError(f"{what} must be at most {MAX_CHANNEL} characters")
+    if _CONTROL.search(channel) is not None:
+        raise ValidationError(f"{what} must not contain control characters")
+    return channel
+
+
+def _check_label(value: str | None, what: str) -> None:
+    if value is not None and len(value) > MAX_LABEL:
+        raise ValidationError(f"Invalid actions: {what} must be at most {MAX_LABEL} characters")
+
+
+def _check_action_bounds(action: Action) -> None:
+    if len(action.id) > MAX_ACTION_ID or ACTION_ID_PATTERN.fullmatch(action.id) is None:
+        raise ValidationError(
+            f"Invalid actions: an action id must be at most {MAX_ACTION_ID} characters of letters, digits, "
+            '"_", ".", ":" or "-"'
+        )
+    for what, label in (
+        ("label", action.label),
+        ("submitLabel", action.submit_label),
+        ("closeLabel", action.close_label),
+    ):
+        _check_label(label, f'action "{action.id}" {what}')
+    if len(action.fields) > MAX_FIELDS_PER_ACTION:
+        raise ValidationError(f'Invalid actions: action "{action.id}" has more than {MAX_FIELDS_PER_ACTION} fields')
+    for key, spec in action.fields.items():
+        if not key or len(key) > MAX_FIELD_KEY:
+            raise ValidationError(f"Invalid actions: a field key must be 1 to {MAX_FIELD_KEY} characters")
+        _check_label(spec.label, f'field "{key}" label')
+        options = getattr(spec, "options", None)
+        if options is not None:
+            if len(options) > MAX_OPTIONS:
+                raise ValidationError(f'Invalid actions: select field "{key}" has more than {MAX_OPTIONS} options')
+            for option in options:
+                _check_label(option, f'an option of select field "{key}"')
+
+
 def _object(data: object, what: str = "body") -> Mapping[str, Any]:
     if not isinstance(data, dict):
         raise ValidationError(f"The {what} must be a JSON object")
@@ -124,7 +193,9 @@ def _namespace(data: Mapping[str, Any]) -> str:
 
 
 def parse_actions(raw: Sequence[Any]) -> list[Action]:
-    """Actions as the client sends them: shapes checked, ids unique and non-empty."""
+    """Actions as the client sends them: shapes checked, ids unique, non-empty and bounded."""
+    if len(raw) > MAX_ACTIONS:
+        raise ValidationError(f"Invalid actions: at most {MAX_ACTIONS} actions")
     try:
         parsed = msgspec.convert(raw, list[Action])
     except msgspec.ValidationError as exc:
@@ -132,6 +203,7 @@ def parse_actions(raw: Sequence[Any]) -> list[Action]:
     for action in parsed:
         if not action.id:
             raise ValidationError("Invalid actions: an action id must be a non-empty string")
+        _check_action_bounds(action)
         for key, spec in action.fields.items():
             options = getattr(spec, "options", None)
             if options is not None and not options:
@@ -151,11 +223,11 @@ def parse_create_request(data: object) -> CreateRequestBody:
     if not isinstance(token, str) or not isinstance(message, str) or raw_actions is None:
         raise ValidationError("token, message, and a non-empty actions array are required")
     return CreateRequestBody(
-        token=token,
+        token=_check_token(token),
         message=message,
         actions=parse_actions(raw_actions),
         context=_optional_object(body, "context"),
-        channel=_optional_str(body, "channel"),
+        channel=_check_channel(_optional_str(body, "channel")),
         namespace=_namespace(body),
         after=_after(body),
     )
@@ -164,7 +236,11 @@ def parse_create_request(data: object) -> CreateRequestBody:
 def _batch_item(index: int, raw: object) -> CreateBatchItem:
     if not isinstance(raw, dict) or not isinstance(raw.get("token"), str) or not isinstance(raw.get("message"), str):
         raise ValidationError(f"items[{index}] needs a string token and a string message")
-    return CreateBatchItem(token=raw["token"], message=raw["message"], defaults=_optional_object(raw, "defaults"))
+    return CreateBatchItem(
+        token=_check_token(raw["token"], f"items[{index}].token"),
+        message=raw["message"],
+        defaults=_optional_object(raw, "defaults"),
+    )
 
 
 def parse_create_batch(data: object) -> CreateBatchBody:
@@ -172,6 +248,8 @@ def parse_create_batch(data: object) -> CreateBatchBody:
     raw_items = _non_empty_list(body, "items")
     if raw_items is None:
         raise ValidationError("items must be a non-empty array")
+    if len(raw_items) > MAX_BATCH_ITEMS:
+        raise TooLargeError(f"A batch takes at most {MAX_BATCH_ITEMS} items (got {len(raw_items)})")
     raw_actions = _non_empty_list(body, "actions")
     if raw_actions is None:
         raise ValidationError("actions must be a non-empty array")
@@ -180,16 +258,38 @@ def parse_create_batch(data: object) -> CreateBatchBody:
     items = [_batch_item(i, raw) for i, raw in enumerate(raw_items)]
     if len({item.token for item in items}) != len(items):
         raise ValidationError("Each batch item needs its own token")
-    return CreateBatchBody(
+    parsed = CreateBatchBody(
         items=items,
         actions=actions,
         message=_optional_str(body, "message"),
-        channel=_optional_str(body, "channel"),
+        channel=_check_channel(_optional_str(body, "channel")),
         context=_optional_object(body, "context"),
         namespace=namespace,
         defaults_action_id=_optional_str(body, "defaultsActionId"),
         after=_after(body),
     )
+    stored = stored_batch_bytes(parsed)
+    if stored > MAX_BATCH_STORED_BYTES:
+        raise TooLargeError(
+            f"Batch too large to store: its {len(items)} item records would take about {stored} bytes "
+            f"(limit {MAX_BATCH_STORED_BYTES}); each item record carries the batch's context and actions, "
+            "so send a smaller context or fewer items"
+        )
+    return parsed
+
+
+def stored_batch_bytes(body: CreateBatchBody) -> int:
+    """About how many bytes the batch's item records take once stored: each one carries the batch's
+    context and actions besides its own message, token and defaults."""
+    shared = len(_encoder.encode(body.actions)) + _RECORD_OVERHEAD
+    if body.context is not None:
+        shared += len(_encoder.encode(body.context))
+    total = 0
+    for item in body.items:
+        total += shared + len(_encoder.encode(item.message)) + len(_encoder.encode(item.token))
+        if item.defaults is not None:
+            total += len(_encoder.encode(item.defaults))
+    return total
 
 
 def parse_notify(data: object) -> NotifyBody:
@@ -199,7 +299,7 @@ def parse_notify(data: object) -> NotifyBody:
         raise ValidationError("message must be a string")
     return NotifyBody(
         message=message,
-        channel=_optional_str(body, "channel"),
+        channel=_check_channel(_optional_str(body, "channel")),
         after=_after(body),
         on=_optional_str(body, "on") or None,
         detail=_optional_object(body, "detail"),
@@ -219,6 +319,7 @@ def parse_remind(data: object) -> RemindBody:
     channel = body.get("channel")
     if not isinstance(channel, str) or not channel:
         raise ValidationError("an escalation needs a channel")
+    _check_channel(channel)
     mode = body.get("mode")
     if mode not in (None, "notify", "redeliver"):
         raise ValidationError('mode must be "notify" or "redeliver"')

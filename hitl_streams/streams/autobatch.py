@@ -298,14 +298,19 @@ class AutoBatchRedis(Redis):
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         try:
             reply = await link.send(packed)
+            if isinstance(reply, (RedisConnectionError, RedisTimeoutError)):
+                # An error reply redis-py classes with lost connections (`LOADING` is a `BusyLoadingError`,
+                # a `ConnectionError`): never a value, retried like a dropped connection.
+                raise reply
         except (RedisConnectionError, RedisTimeoutError):
             # As redis-py does with a command whose connection failed: send it again if the client's retry
             # policy allows (StreamState's writes carry op ids, so a second run is a no-op), else raise.
+            # redis-py's own path then retries, with the policy's backoff, up to its bound.
             if link.conn.retry.get_retries() < 1:
                 raise
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        if isinstance(reply, ResponseError):
-            if _EMPTY_RESPONSE in options:
+        if isinstance(reply, BaseException):  # every other error reply raises for its own caller
+            if _EMPTY_RESPONSE in options and isinstance(reply, ResponseError):
                 return options[_EMPTY_RESPONSE]
             raise reply
         if options:

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import msgspec
 from redis.exceptions import NoScriptError
 
 from .._time import iso_to_ms, now_iso
@@ -35,7 +36,7 @@ from ..history.keys import DEFAULT_TABLE, Keys
 from ..history.projection import Projector
 from ..history.reducer import apply
 from ..namespaces import validate_namespace
-from ..pagination import build_page, clamp_limit, decode_cursor
+from ..pagination import build_page, clamp_limit, decode_cursor, position_cursor, position_order
 from ..records import (
     BatchRecord,
     HumanRequestRecord,
@@ -114,11 +115,6 @@ def default_projector() -> Projector:
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
-def _position_order(position: str) -> tuple[int, int]:
-    ms, _, seq = position.partition("-")
-    return int(ms), int(seq or 0)
-
-
 def _check_fragment(what: str, value: object, limit: int = _MAX_ID) -> str:
     """Caller-supplied strings become key names: bound them and keep control characters out."""
     if not isinstance(value, str) or not value or len(value) > limit:
@@ -189,12 +185,14 @@ class StreamState:
         decode: Callable[[bytes | str], Subject] | None = None,
         guards: Sequence[Guard] = (),
         on_guard_failure: Callable[[Guard], Any] | None = None,
+        compare: bool = True,
     ) -> str:
         """Append one event and its projection atomically; returns its stream id.
 
         With `subject_key`, the subject's current bytes are read, the event is made from the decoded
         record, and the write only happens if the bytes are still the same (else it re-reads and tries
-        again). `make_event` raises the domain errors (unknown, already resolved).
+        again). `make_event` raises the domain errors (unknown, already resolved). `compare=False` reads
+        the subject without that condition (for a part of it that no event changes).
         """
         # The write's op id: 96 random bits (a clash within one second's bucket is out of reach), kept
         # in the bucket of the second it began, which every retry of this write names again.
@@ -221,7 +219,7 @@ class StreamState:
                 continue
             ops = self.projector.project(apply(event, before, self.keys))
             checks = [pause, *guards]
-            if subject_key is not None:
+            if subject_key is not None and compare:
                 checks.append(Guard("eq", subject_key, raw))
             command = commit_command(self.keys.events, op_bucket, op_id, ev.encode_event(event), checks, ops)
             try:
@@ -267,8 +265,16 @@ class StreamState:
         if record.batch_id is not None:
             self._check_batch_id(record.batch_id)
         token_key, req_key = self.keys.idx_token(record.token), self.keys.req(record.id)
+        # A batch item with its batch's context: history names the batch's context instead of repeating it
+        # (a 400-item batch would store its context 400 more times). Reading the batch needs no condition:
+        # no event changes a batch's context.
+        shares_context = record.batch_id is not None and record.context is not None
+        batch_key = self.keys.batch(record.batch_id) if shares_context and record.batch_id is not None else None
 
-        def make(_: Subject | None) -> ev.Event:
+        def make(batch: Subject | None) -> ev.Event:
+            if isinstance(batch, BatchRecord) and batch.context == record.context:
+                item = msgspec.structs.replace(record, context=None)
+                return ev.RequestCreated(at=now_iso(), request=item, batch_context=True)
             return ev.RequestCreated(at=now_iso(), request=record)
 
         async def refused(guard: Guard) -> None:
@@ -277,7 +283,14 @@ class StreamState:
                 raise DuplicateTokenError(None if owner is None else text(owner))
             raise DuplicateRequestError("Human request", record.id)
 
-        await self._commit(make, guards=(Guard("nx", token_key), Guard("nx", req_key)), on_guard_failure=refused)
+        await self._commit(
+            make,
+            subject_key=batch_key,
+            decode=decode_batch,
+            guards=(Guard("nx", token_key), Guard("nx", req_key)),
+            on_guard_failure=refused,
+            compare=False,
+        )
 
     @_bounded
     async def get(self, request_id: str) -> HumanRequestRecord | None:
@@ -455,8 +468,21 @@ class StreamState:
         )
 
     @_bounded
-    async def timeline(self, thread_id: str) -> builtins.list[TimelineEntry]:
-        ids = await self._io.zrange(self.keys.timeline(thread_id), 0, -1)
+    async def timeline(
+        self, thread_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> builtins.list[TimelineEntry]:
+        """The thread's entries, oldest first: all of them, or with `limit` a page of at most that many
+        after `cursor` (the id of the last entry of the previous page), in O(log n + page) reads."""
+        key = self.keys.timeline(thread_id)
+        start, stop = 0, -1
+        if cursor is not None:
+            rank = await self._io.execute_command("ZRANK", key, cursor)
+            if rank is None:
+                raise ValidationError(f'Invalid timeline cursor "{cursor}"')
+            start = int(rank) + 1
+        if limit is not None:
+            stop = start + clamp_limit(limit) - 1
+        ids = await self._io.zrange(key, start, stop)
         if not ids:
             return []
         values = await self._io.mget([self.keys.timeline_entry(text(i)) for i in ids])
@@ -510,6 +536,11 @@ class StreamState:
         """Give a lease back, if it is still ours."""
         await self._io.execute_command("EVAL", RELEASE_LUA, 1, self.keys.lease(name), token)
 
+    # --- health ---------------------------------------------------------------------------------------
+    async def ping(self) -> None:
+        """Raise unless Redis answers (`PING`; a Redis still loading its dataset answers `LOADING`)."""
+        await self.redis.execute_command("PING")
+
     # --- history --------------------------------------------------------------------------------------
     @_bounded
     async def record(self, event: ev.Event) -> None:
@@ -519,22 +550,24 @@ class StreamState:
         await self._commit(lambda _: event)
 
     @_bounded
-    async def audit(self, subject_id: str) -> builtins.list[ev.AuditRecord]:
+    async def audit(
+        self, subject_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> builtins.list[ev.AuditRecord]:
         """Every event about one request, batch, notify delivery or thread, oldest first, in
-        O(its own events) through the audit index."""
-        listed, field = checked(
-            await run_commands(
-                self._io,
-                [
-                    ("LRANGE", self.keys.audit(subject_id), 0, -1),
-                    ("HGET", self.keys.audit_bucket(subject_id), subject_id),
-                ],
-            )
-        )
+        O(its own events) through the audit index. With `limit`, a page of at most that many after
+        `cursor` (the `position` of the last record of the previous page): only the page's events are
+        read and decoded."""
+        after = position_cursor(cursor) if cursor is not None else None
+        size = None if limit is None else clamp_limit(limit)
+        listed, field = await self._audit_positions(subject_id, cursor, size)
         # A request's events (its field) and a batch's, delivery's or thread's (its LIST): one id can be both.
         positions = [text(p) for p in listed]
         if field is not None:
-            positions = sorted({*positions, *text(field).split(" ")}, key=_position_order)
+            positions = sorted({*positions, *text(field).split(" ")}, key=position_order)
+        if after is not None:
+            positions = [p for p in positions if position_order(p) > after]
+        if size is not None:
+            positions = positions[:size]
         if not positions:
             return []
         events = self.keys.events
@@ -544,6 +577,26 @@ class StreamState:
             for rows in checked(found)
             if rows
         ]
+
+    async def _audit_positions(self, subject_id: str, cursor: str | None, size: int | None) -> tuple[Any, Any]:
+        """The subject's LIST of positions (for a page, only the part it needs: the LIST is in stream order,
+        so the page starts right after the cursor's own entry) and its request field."""
+        audit_list = self.keys.audit(subject_id)
+        field_read = ("HGET", self.keys.audit_bucket(subject_id), subject_id)
+        if size is None:
+            listed, field = checked(await run_commands(self._io, [("LRANGE", audit_list, 0, -1), field_read]))
+            return listed, field
+        start = 0
+        if cursor is not None:
+            index = await self._io.execute_command("LPOS", audit_list, cursor)
+            if index is None:  # the cursor is not in the LIST (a request field's position): read it whole
+                listed, field = checked(await run_commands(self._io, [("LRANGE", audit_list, 0, -1), field_read]))
+                return listed, field
+            start = int(index) + 1
+        listed, field = checked(
+            await run_commands(self._io, [("LRANGE", audit_list, start, start + size - 1), field_read])
+        )
+        return listed, field
 
     async def history(
         self, *, since: str | None = None, until: str | None = None, batch_size: int = 1000

@@ -310,12 +310,15 @@ class ServerProcess:
             return self
         raise AssertionError("unreachable")
 
-    def restart(self, *, timeout: float = 30.0) -> ServerProcess:
-        """Start again on the same port and directory (after `kill()`), waiting until data is loaded."""
+    def restart(self, *, timeout: float = 30.0, wait: bool = True) -> ServerProcess:
+        """Start again on the same port and directory (after `kill()`), waiting until data is loaded
+        (with `wait=False`, returning at once: a big dataset then answers `-LOADING` for a while)."""
         if self.proc is not None and self.proc.poll() is None:
             raise ServerStartError(f"{self!r} is still running")
         began = time.monotonic()
         self._spawn()
+        if not wait:
+            return self
         try:
             self._wait_ready(timeout)
         except BaseException:

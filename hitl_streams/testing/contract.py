@@ -755,6 +755,52 @@ class StateContract:
         assert [type(item.event) for item in other_trail] == [RequestCreated, RequestExternalIdSet]
         assert await audit("missing") == []
 
+    async def test_timeline_pages_oldest_first_with_the_last_entry_id_as_cursor(self, state: State) -> None:
+        entries = [
+            TimelineEntry(id=f"e{n}", thread_id="th", message=f"m{n}", created_at=f"2026-11-25T17:03:{n:02d}.000Z")
+            for n in range(7)
+        ]
+        for entry in reversed(entries):
+            await state.append_timeline(entry)
+        assert await state.timeline("th") == entries  # the old call: everything
+        pages: list[list[TimelineEntry]] = []
+        cursor: str | None = None
+        while True:
+            page = await state.timeline("th", limit=3, cursor=cursor)
+            if not page:
+                break
+            pages.append(page)
+            cursor = page[-1].id
+        assert pages == [entries[0:3], entries[3:6], entries[6:7]]
+        assert await state.timeline("th", cursor="e4") == entries[5:]
+        assert await state.timeline("th", limit=2) == entries[:2]
+        assert await state.timeline("empty", limit=3) == []
+        with pytest.raises(ValidationError, match=_message('Invalid timeline cursor "nope"')):
+            await state.timeline("th", limit=3, cursor="nope")
+
+    async def test_audit_pages_oldest_first_with_the_last_position_as_cursor(self, state: State) -> None:
+        audit = getattr(state, "audit", None)
+        if audit is None:
+            pytest.skip(f"{type(state).__name__} has no audit(id) method")
+        await state.create(new_request("a1"))
+        for n in range(6):
+            await state.set_external_id("a1", f"ext-{n}")
+        everything = await audit("a1")
+        assert len(everything) == 7
+        pages = []
+        cursor = None
+        while True:
+            page = await audit("a1", limit=3, cursor=cursor)
+            if not page:
+                break
+            pages.append(page)
+            cursor = page[-1].position
+        assert pages == [everything[0:3], everything[3:6], everything[6:7]]
+        assert await audit("a1", cursor=everything[4].position) == everything[5:]
+        assert await audit("missing", limit=3) == []
+        with pytest.raises(ValidationError, match=_message('Invalid audit cursor "nope"')):
+            await audit("a1", limit=3, cursor="nope")
+
     async def test_audit_records_exactly_one_resolution_under_concurrency(self, state: State) -> None:
         audit = getattr(state, "audit", None)
         if audit is None:

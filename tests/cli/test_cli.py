@@ -18,8 +18,9 @@ from redis.asyncio import Redis
 from ts_layout import write_ts_layout
 from typer.testing import CliRunner
 
-from hitl_streams import StreamState
+from hitl_streams import StreamState, TimelineEntry
 from hitl_streams.cli import app
+from hitl_streams.cli import ops as cli_ops
 from hitl_streams.history.keys import Keys
 from hitl_streams.history.projection import load_steps
 from hitl_streams.testing.snapshot import snapshot
@@ -447,3 +448,47 @@ def test_cluster_option_on_a_plain_redis_is_one_clear_line(redis_url: str) -> No
     result = CliRunner().invoke(app, ["stats", "--cluster", "--redis-url", redis_url])
     assert result.exit_code == 3
     assert "Cluster mode is not enabled" in one_error_line(result)
+
+
+def test_timeline_and_audit_read_and_print_page_by_page(
+    cli: Callable[..., Any], redis_url: str, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def fill(state: StreamState) -> None:
+        for n in range(8):
+            at = f"2026-11-25T17:03:{n:02d}.000Z"
+            await state.append_timeline(TimelineEntry(id=f"e{n}", thread_id="long", message=f"m{n}", created_at=at))
+
+    on_redis(redis_url, table_name, fill)
+    monkeypatch.setattr(cli_ops, "_PAGE", 3)
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for name in ("timeline", "audit"):
+        original = getattr(StreamState, name)
+
+        async def spy(
+            self: StreamState, subject: str, *, _name: str = name, _original: Any = original, **kw: Any
+        ) -> Any:
+            calls.append((_name, kw))
+            return await _original(self, subject, **kw)
+
+        monkeypatch.setattr(StreamState, name, spy)
+
+    result = cli("timeline", "long")
+    assert result.exit_code == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert rows[0] == ["TIME", "ENTRY", "MESSAGE", "DETAIL"] and [r[1] for r in rows[1:]] == [f"e{n}" for n in range(8)]
+    entries = [json.loads(line) for line in cli("timeline", "long", "--json").stdout.splitlines()]
+    assert [e["id"] for e in entries] == [f"e{n}" for n in range(8)]
+    result = cli("audit", "long", "--json")
+    assert result.exit_code == 0, result.stderr
+    audited = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["event"]["entry"]["id"] for a in audited] == [f"e{n}" for n in range(8)]
+    # Pages of 3, each asked for after the last one's cursor: never the whole history at once.
+    timeline_calls = [kw for name, kw in calls if name == "timeline"]
+    assert timeline_calls[:3] == [
+        {"limit": 3, "cursor": None},
+        {"limit": 3, "cursor": "e2"},
+        {"limit": 3, "cursor": "e5"},
+    ]
+    audit_calls = [kw for name, kw in calls if name == "audit"]
+    assert len(audit_calls) == 4 and all(kw["limit"] == 3 for kw in audit_calls)  # 3, 3, 2, then none
+    assert audit_calls[1]["cursor"] == audited[2]["position"]

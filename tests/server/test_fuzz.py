@@ -120,3 +120,57 @@ def test_raw_bytes_never_crash_a_route(route: str, body: bytes) -> None:
 )
 def test_arbitrary_paths_never_crash(method: str, parts: list[str], body: Any) -> None:
     check(asyncio.run(exercise(method, "/".join(parts), json.dumps(body).encode())))
+
+
+# --- hostile bodies (issue #12): broken UTF-8, deep nesting, fields far beyond their bounds -----------------
+def _with_bytes(body: Any, at: int, junk: bytes) -> bytes:
+    """`body` as JSON with `junk` (invalid UTF-8) spliced in at a position inside it."""
+    raw = json.dumps(body).encode()
+    cut = at % (len(raw) + 1)
+    return raw[:cut] + junk + raw[cut:]
+
+
+def _nested(depth: int, opener: bytes, closer: bytes, closed: bool) -> bytes:
+    return opener * depth + (b"1" + closer * depth if closed else b"")
+
+
+invalid_utf8 = st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80", b"\xe2\x82"])
+huge = st.sampled_from(["x" * 100_000, "inbox:" + "y" * 10_000, "a\u0000b", "chat:\r\n"])
+hostile_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "token": huge,
+        "message": st.just("m"),
+        "actions": st.sampled_from(
+            [
+                [{"id": "x" * 100_000}],
+                [{"id": f"a{i}"} for i in range(5_000)],
+                [{"id": "a", "fields": {f"f{i}": {"kind": "text", "label": "L"} for i in range(500)}}],
+                APPROVE_DENY,
+            ]
+        ),
+        "channel": huge,
+        "items": st.sampled_from(
+            [[{"token": f"t{i}", "message": "m"} for i in range(1_500)], [{"token": "x" * 10_000, "message": "m"}]]
+        ),
+        "kind": st.just("escalate"),
+        "mode": st.just("redeliver"),
+    },
+)
+hostile_bodies = st.one_of(
+    st.builds(_with_bytes, bodies | hostile_fields, st.integers(min_value=0), invalid_utf8),
+    st.builds(
+        _nested,
+        st.integers(min_value=60, max_value=120_000),
+        st.sampled_from([b"[", b'{"a":', b'[{"b":']),
+        st.sampled_from([b"]", b"}", b"}]"]),
+        st.booleans(),
+    ),
+    hostile_fields.map(lambda body: json.dumps(body).encode()),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(route=st.sampled_from(ROUTES), body=hostile_bodies)
+def test_hostile_bodies_never_crash_a_route(route: str, body: bytes) -> None:
+    check(asyncio.run(exercise("POST", route, body)))

@@ -298,8 +298,9 @@ async def test_bearer_secret_is_required_when_set(chat: RecordingAdapter, resume
             {},
             {"authorization": "Bearer wrong"},
             {"authorization": "Basic s3cret"},
-            {"authorization": "bearer s3cret"},
+            {"authorization": "Bearers3cret"},
             {"authorization": "Bearer s3cret "},
+            {"authorization": "Bearer S3CRET"},
         ]:
             response = await client.post(f"{API}/requests", json=create_body(), headers=headers)
             assert (response.status_code, response.json()) == (401, {"error": "Unauthorized"}), headers
@@ -307,6 +308,12 @@ async def test_bearer_secret_is_required_when_set(chat: RecordingAdapter, resume
         assert chat.sent == []
         ok = await client.post(f"{API}/requests", json=create_body(), headers={"authorization": "Bearer s3cret"})
         assert ok.status_code == 201
+        # The scheme is case-insensitive (RFC 9110 §11.1); the secret is not.
+        for scheme in ["bearer", "BEARER", "bEaReR"]:
+            again = await client.post(
+                f"{API}/requests", json=create_body(), headers={"authorization": f"{scheme} s3cret"}
+            )
+            assert again.status_code == 201, scheme
         # Unknown routes answer 404 before auth, as in the reference.
         assert (await client.post(f"{API}/nope")).status_code == 404
 

@@ -205,3 +205,17 @@ def parse_remind(body: dict[str, Any]) -> Any:
     from hitl_streams.server.wire import parse_remind as parse
 
     return parse(body)
+
+
+async def test_the_inbox_pages_timelines_and_audit_trails(hitl: Hitl) -> None:
+    request_id = await create(hitl)
+    for n in range(4):
+        await hitl.core.remind(request_id, parse_remind({"kind": "remind", "message": f"nudge {n}"}))
+    trail = await hitl.inbox.audit(request_id)
+    timeline = await hitl.inbox.timeline(request_id)
+    assert len(timeline) == 4 and len(trail) > 6
+    first = await hitl.inbox.audit(request_id, limit=4)
+    rest = await hitl.inbox.audit(request_id, limit=100, cursor=first[-1].position)
+    assert first + rest == trail and len(first) == 4
+    page = await hitl.inbox.timeline(request_id, limit=3)
+    assert page + await hitl.inbox.timeline(request_id, limit=3, cursor=page[-1].id) == timeline

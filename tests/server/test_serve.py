@@ -16,7 +16,14 @@ import pytest
 import redis
 
 from hitl_streams.data_dir import DataDirInUseError, hold, recorded_url
-from hitl_streams.server.serve import ServeError, embedded_redis, redact_url
+from hitl_streams.server.serve import (
+    ServeError,
+    ServeOptions,
+    embedded_redis,
+    exposure_refusal,
+    is_loopback,
+    redact_url,
+)
 
 from .support import API, APPROVE_DENY, free_port
 
@@ -231,3 +238,34 @@ def test_serve_answers_the_cli_and_the_readme_example_find_it_and_ctrl_c_stops_i
     assert after.returncode == 3
     [line] = after.stderr.splitlines()
     assert f"cannot reach Redis at {url} (recorded in .hitl-data/redis.url; is hitl-streams serve running?)" in line
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "example.com"])
+def test_serve_refuses_a_public_interface_without_a_secret(tmp_path: Path, host: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("HITL_SECRET", "REDIS_URL")}
+    finished = subprocess.run(
+        [*CLI, "serve", "--host", host, "--port", str(free_port()), "--data-dir", str(tmp_path / "data")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode != 0
+    lines = (finished.stdout + finished.stderr).strip().splitlines()
+    assert lines == [
+        f"hitl-streams: refusing to serve {host} without HITL_SECRET (anyone reaching the port could create, "
+        "time out and escalate requests): set HITL_SECRET, or pass --insecure-no-secret to serve an open API anyway"
+    ]
+    assert not (tmp_path / "data").exists()  # refused before starting anything
+
+
+def test_only_loopback_may_be_open_unless_the_operator_says_insecure() -> None:
+    for host in ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"]:
+        assert is_loopback(host) and exposure_refusal(ServeOptions(host=host), None) is None
+    public = ServeOptions(host="0.0.0.0")
+    assert exposure_refusal(public, None) is not None
+    assert exposure_refusal(public, "") is not None
+    assert exposure_refusal(public, "a-secret") is None
+    assert exposure_refusal(ServeOptions(host="0.0.0.0", insecure_no_secret=True), None) is None

@@ -92,7 +92,7 @@ async def test_every_mutation_appends_exactly_one_readable_event(state: StreamSt
         assert await redis.xlen(state.keys.events) == before + 1, expected_type
         last = (await events(redis, state))[-1]
         assert last["type"] == expected_type
-        assert last["v"] == 2
+        assert last["v"] == 3
         assert last["at"].endswith("Z") and len(last["at"]) == 24
         for subject in subjects:
             audit = await state.audit(subject)
