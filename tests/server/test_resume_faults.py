@@ -1,0 +1,343 @@
+"""Resumption under faults (issue #12): no decision resumed twice while the server process lives, none
+left behind, and one idempotency key per decision where a repeat cannot be ruled out.
+
+Faults are real: a proxy between the client and a real Redis loses replies or answers chosen commands
+with an error without running them (`hitl_streams.testing.proxy`), the resume group is destroyed under
+a running server, a replica's tasks die while it holds decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from hitl_streams import StreamState
+from hitl_streams.actions import Action
+from hitl_streams.events import ResumeSucceeded
+from hitl_streams.keys import Keys
+from hitl_streams.records import NewHumanRequest
+from hitl_streams.results import HumanResult, Resolved
+from hitl_streams.server import CallbackResolver, Hitl, RetryPolicy
+from hitl_streams.server.stream_resume import StreamResumeQueue
+from hitl_streams.testing.proxy import ReplyDropProxy
+
+FAST = RetryPolicy(initial=0.01, maximum=0.05, jitter=0)
+
+
+class Engine:
+    """Records every resume it receives (token, idempotency key); can hang to hold decisions."""
+
+    def __init__(self, *, hang: bool = False) -> None:
+        self.calls: list[tuple[str, str | None]] = []
+        self.hang = hang
+        self._forever = asyncio.Event()
+
+    async def __call__(self, token: str, result: HumanResult, *, idempotency_key: str | None = None) -> None:
+        self.calls.append((token, idempotency_key))
+        if self.hang:
+            await self._forever.wait()
+
+    @property
+    def tokens(self) -> list[str]:
+        return [token for token, _ in self.calls]
+
+
+async def until(predicate: Callable[[], Any], within: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{what} not reached within {within} s")
+
+
+async def new_decisions(state: StreamState, tokens: list[str]) -> dict[str, str]:
+    """Create one request per token and resolve it in the state (no server involved): token -> id."""
+    ids: dict[str, str] = {}
+    for token in tokens:
+        request_id = str(uuid.uuid4())
+        await state.create(
+            NewHumanRequest(id=request_id, token=token, channel="inbox", message="m", actions=[Action(id="approve")])
+        )
+        await state.resolve(request_id, Resolved(id=request_id, action_id="approve", external_ref="", feedbacks={}))
+        ids[token] = request_id
+    return ids
+
+
+def hitl_on(state: StreamState, engine: Any, *, consumer: str, **queue: Any) -> Hitl:
+    stream_queue = StreamResumeQueue(state.redis, state.keys, state, consumer=consumer, block_ms=50, **queue)
+    return Hitl(state=state, resolver=CallbackResolver(engine), retry=FAST, resume_queue=stream_queue)
+
+
+async def pending(redis: Any, keys: Keys) -> int:
+    return int((await redis.xpending(keys.events, keys.resume_group))["pending"])
+
+
+async def settled(redis: Any, keys: Keys) -> bool:
+    """Every entry read by the group and none pending."""
+    groups = await redis.xinfo_groups(keys.events)
+    return bool(groups) and groups[0]["pending"] == 0 and groups[0]["lag"] == 0
+
+
+async def succeeded(state: StreamState, request_id: str) -> int:
+    return sum(isinstance(r.event, ResumeSucceeded) for r in await state.audit(request_id))
+
+
+async def decision_entry(redis: Any, keys: Keys, request_id: str) -> str:
+    for entry_id, fields in await redis.xrange(keys.events):
+        raw = fields[b"event"]
+        if b'"type":"request.resolved"' in raw and request_id.encode() in raw:
+            return entry_id.decode()
+    raise AssertionError("no decision entry")
+
+
+def crash(hitl: Hitl) -> None:
+    """Kill a replica's background work without any clean-up (as `kill -9` would)."""
+    resumer, queue = hitl._resumer, hitl._queue
+    assert resumer is not None and isinstance(queue, StreamResumeQueue)
+    for task in [resumer._runner, *resumer._jobs, queue._beating]:
+        if task is not None:
+            task.cancel()
+
+
+@pytest.fixture
+def keys(table_name: str) -> Keys:
+    return Keys.for_table(table_name)
+
+
+async def test_a_failing_record_of_the_success_never_resumes_twice(
+    redis_proxy: ReplyDropProxy, redis: Any, table_name: str, keys: Keys
+) -> None:
+    """The engine answered; recording `resume.succeeded` fails three times: retried until it is
+    recorded, and neither this server nor the next one resumes the decision again."""
+    client = Redis.from_url(redis_proxy.url)
+    state = StreamState(client, table_name=table_name)
+    try:
+        ids = await new_decisions(state, ["tok"])
+        redis_proxy.fail_next(
+            lambda args: args[0] == b"EVALSHA" and any(b"resume.succeeded" in a for a in args), times=3
+        )
+        engine = Engine()
+        async with hitl_on(state, engine, consumer="first"):
+            await until(lambda: succeeded(state, ids["tok"]), what="resume.succeeded recorded")
+            await until(lambda: settled(redis, keys))
+        assert len(redis_proxy.failed) == 3
+        async with hitl_on(state, engine, consumer="second"):
+            await asyncio.sleep(0.3)
+            await until(lambda: settled(redis, keys))
+        assert engine.tokens == ["tok"]
+        assert await succeeded(state, ids["tok"]) == 1
+    finally:
+        await client.aclose()
+
+
+async def test_a_failed_acknowledgement_is_retried_and_the_task_survives(
+    redis_proxy: ReplyDropProxy, redis: Any, table_name: str, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = Redis.from_url(redis_proxy.url)
+    state = StreamState(client, table_name=table_name)
+    try:
+        ids = await new_decisions(state, ["tok"])
+        entry = (await decision_entry(redis, keys, ids["tok"])).encode()
+        redis_proxy.fail_next(lambda args: args[0].upper() == b"XACK" and entry in args, times=2)
+        engine = Engine()
+        with caplog.at_level(logging.WARNING, logger="hitl_streams.server"):
+            async with hitl_on(state, engine, consumer="first", claim_idle_ms=60_000):
+                await until(lambda: settled(redis, keys), what="the decision acknowledged")
+        assert len(redis_proxy.failed) == 2
+        assert engine.tokens == ["tok"]
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        await client.aclose()
+
+
+async def test_a_lost_xreadgroup_reply_does_not_strand_its_entries(
+    redis_proxy: ReplyDropProxy, redis: Any, table_name: str, keys: Keys
+) -> None:
+    """The server handed entries to this consumer but the reply was lost (redis-py retried the read, which
+    returned nothing new): the entries are found again in seconds, not after the claim idle time."""
+    client = redis_proxy.client()  # redis-py's default retries: the read is sent again
+    state = StreamState(client, table_name=table_name)
+    try:
+        tokens = [f"t{n}" for n in range(5)]
+        await new_decisions(state, tokens)
+        redis_proxy.drop_reply_once(lambda args: args[0].upper() == b"XREADGROUP" and args[-1] == b">")
+        engine = Engine()
+        async with hitl_on(state, engine, consumer="first", claim_idle_ms=60_000):
+            await asyncio.wait_for(redis_proxy.fired.wait(), 5)
+            await until(lambda: len(engine.calls) == len(tokens), within=10, what="every decision resumed")
+            await until(lambda: settled(redis, keys))
+        assert sorted(engine.tokens) == tokens
+    finally:
+        await client.aclose()
+
+
+async def test_a_redis_error_in_the_middle_of_a_batch_delays_the_rest_only_briefly(
+    redis_proxy: ReplyDropProxy, redis: Any, table_name: str, keys: Keys
+) -> None:
+    client = Redis.from_url(redis_proxy.url)
+    state = StreamState(client, table_name=table_name)
+    try:
+        tokens = [f"t{n}" for n in range(8)]
+        await new_decisions(state, tokens)
+        audits = 0
+
+        def third_audit_read(args: list[bytes]) -> bool:
+            nonlocal audits
+            if args[0].upper() == b"LRANGE" and b":audit:" in args[1]:
+                audits += 1
+                return audits == 3
+            return False
+
+        redis_proxy.fail_next(third_audit_read)
+        engine = Engine()
+        async with hitl_on(state, engine, consumer="first", claim_idle_ms=60_000):
+            await until(lambda: len(engine.calls) == len(tokens), within=10, what="the whole batch resumed")
+            await until(lambda: settled(redis, keys))
+        assert redis_proxy.failed
+        assert sorted(engine.tokens) == tokens
+    finally:
+        await client.aclose()
+
+
+async def test_a_destroyed_group_is_recreated_at_runtime_without_skips_or_repeats(
+    redis: Any, table_name: str, keys: Keys
+) -> None:
+    state = StreamState(redis, table_name=table_name)
+    engine = Engine()
+    async with hitl_on(state, engine, consumer="first") as hitl:
+        before = await new_decisions(state, ["a", "b", "c"])
+        await until(lambda: len(engine.calls) == 3)
+        await until(lambda: settled(redis, keys))
+        await redis.xgroup_destroy(keys.events, keys.resume_group)
+        for token in ["d", "e"]:
+            request_id = str(uuid.uuid4())
+            await state.create(
+                NewHumanRequest(
+                    id=request_id, token=token, channel="inbox", message="m", actions=[Action(id="approve")]
+                )
+            )
+            await hitl.inbox.resolve(request_id, action_id="approve")
+        await until(lambda: len(engine.calls) >= 5, within=10, what="decisions after the destroy resumed")
+        await until(lambda: settled(redis, keys))
+    # A restart after another destroy: the group starts at 0 again; the history says what was resumed.
+    await redis.xgroup_destroy(keys.events, keys.resume_group)
+    async with hitl_on(state, engine, consumer="second"):
+        await until(lambda: settled(redis, keys))
+        await asyncio.sleep(0.2)
+    assert sorted(engine.tokens) == ["a", "b", "c", "d", "e"]
+    for request_id in before.values():
+        assert await succeeded(state, request_id) == 1
+
+
+async def test_a_dead_replica_decisions_are_taken_over_within_the_claim_idle_time(
+    redis: Any, table_name: str, keys: Keys
+) -> None:
+    state = StreamState(redis, table_name=table_name)
+    stuck, live = Engine(hang=True), Engine()
+    dying = Hitl(state=state, resolver=CallbackResolver(stuck), retry=FAST, resume_claim_idle_ms=1000)
+    await dying.start()
+    try:
+        tokens = [f"t{n}" for n in range(4)]
+        await new_decisions(state, tokens)
+        await until(lambda: len(stuck.calls) == len(tokens), what="the first replica holding every decision")
+        survivor = Hitl(state=state, resolver=CallbackResolver(live), retry=FAST, resume_claim_idle_ms=1000)
+        async with survivor:
+            await asyncio.sleep(1.5)  # beyond the claim idle time: the live replica's heartbeat keeps them
+            assert live.calls == []
+            crash(dying)
+            killed = time.monotonic()
+            await until(lambda: len(live.calls) == len(tokens), within=1 + 6, what="takeover")
+            assert time.monotonic() - killed < 1 + 6
+            await until(lambda: settled(redis, keys))
+        assert sorted(live.tokens) == tokens
+    finally:
+        crash(dying)
+
+
+def test_takeover_is_quick_by_default() -> None:
+    state = StreamState(object(), table_name="p")
+    queue = StreamResumeQueue.for_state(state)
+    assert queue.claim_idle_ms <= 10_000 and queue.claim_every_ms <= 3_000
+
+
+async def test_consumers_are_removed_from_the_group(redis: Any, table_name: str, keys: Keys) -> None:
+    state = StreamState(redis, table_name=table_name)
+    await redis.xgroup_create(keys.events, keys.resume_group, id="0", mkstream=True)
+    await redis.xgroup_createconsumer(keys.events, keys.resume_group, "dead-and-empty")
+    await new_decisions(state, ["held"])
+    await redis.xreadgroup(keys.resume_group, "dead-with-work", {keys.events: ">"}, count=1)
+    engine = Engine(hang=True)  # nothing gets finished: "dead-with-work" keeps its entry
+    async with hitl_on(state, engine, consumer="reaper", claim_idle_ms=60_000, reap_idle_ms=200):
+        await asyncio.sleep(0.3)
+
+        async def names() -> set[str]:
+            return {c["name"].decode() for c in await redis.xinfo_consumers(keys.events, keys.resume_group)}
+
+        await until(lambda: _lacks(names, "dead-and-empty"), what="the empty dead consumer removed")
+        assert "dead-with-work" in await names()
+    # A clean stop with nothing left leaves no consumer behind.
+    quiet = hitl_on(state, Engine(), consumer="quiet", claim_idle_ms=60_000)
+    async with quiet:
+        await asyncio.sleep(0.1)
+    assert "quiet" not in {c["name"].decode() for c in await redis.xinfo_consumers(keys.events, keys.resume_group)}
+
+
+async def _lacks(names: Callable[[], Any], name: str) -> bool:
+    return name not in await names()
+
+
+async def test_every_delivery_of_one_decision_carries_the_same_idempotency_key(
+    redis_proxy: ReplyDropProxy, redis: Any, table_name: str, keys: Keys
+) -> None:
+    """The first replica's engine answers but the record of it never lands before the replica dies: the
+    next replica resumes again (a repeat that cannot be ruled out), with the same key."""
+    client = Redis.from_url(redis_proxy.url)
+    state = StreamState(client, table_name=table_name)
+    try:
+        ids = await new_decisions(state, ["tok"])
+        redis_proxy.fail_next(lambda args: any(b"resume.succeeded" in a for a in args), times=10**6)
+        first, second = Engine(), Engine()
+        dying = hitl_on(state, first, consumer="dying", claim_idle_ms=500)
+        await dying.start()
+        await until(lambda: bool(first.calls) and len(redis_proxy.failed) >= 2)
+        crash(dying)
+        redis_proxy.fail_next(b"NONE", times=0)
+        async with hitl_on(state, second, consumer="next", claim_idle_ms=500):
+            await until(lambda: bool(second.calls), within=5, what="the second delivery")
+            await until(lambda: succeeded(state, ids["tok"]))
+        entry = await decision_entry(redis, keys, ids["tok"])
+        assert first.calls == second.calls == [("tok", f"{ids['tok']}:{entry}")]
+    finally:
+        await client.aclose()
+
+
+async def test_resolvers_without_the_keyword_keep_working(redis: Any, table_name: str, keys: Keys) -> None:
+    state = StreamState(redis, table_name=table_name)
+    calls: list[str] = []
+
+    async def old_style(token: str, result: HumanResult) -> None:
+        calls.append(token)
+
+    class OldResolver:
+        async def resolve(self, token: str, result: HumanResult) -> None:
+            calls.append("class:" + token)
+
+    await new_decisions(state, ["a"])
+    async with hitl_on(state, old_style, consumer="fn"):
+        await until(lambda: calls == ["a"])
+        await until(lambda: settled(redis, keys))
+    await new_decisions(state, ["b"])
+    queue = StreamResumeQueue(state.redis, state.keys, state, consumer="cls", block_ms=50)
+    async with Hitl(state=state, resolver=OldResolver(), retry=FAST, resume_queue=queue):
+        await until(lambda: calls == ["a", "class:b"])
