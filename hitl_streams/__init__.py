@@ -29,7 +29,7 @@ from .errors import (
     UnknownRequestError,
     ValidationError,
 )
-from .memory_state import InMemoryState
+from .history.memory_state import InMemoryState
 from .records import (
     BatchRecord,
     HumanRequestRecord,
@@ -54,7 +54,7 @@ from .server import (
     WebhookResolver,
 )
 from .state import State
-from .stream_state import StreamState
+from .streams.stream_state import StreamState
 
 __all__ = [
     "Action",

@@ -1,10 +1,10 @@
 """Each record under its own STRING key, as canonical JSON: requests, batches, timeline entries, notify
 deliveries (`{P}:req:{id}`, `{P}:batch:{id}`, `{P}:timeline:entry:{id}`, `{P}:notify:{id}`)."""
 
-from hitl_streams.codec import encode
-from hitl_streams.projection import Ops, Step
+from hitl_streams.history.codec import encode
+from hitl_streams.history.projection import Ops, Step
+from hitl_streams.history.reducer import Change
 from hitl_streams.records import BatchRecord, HumanRequestRecord, NotifyDeliveryRecord, TimelineEntry
-from hitl_streams.reducer import Change
 
 
 def project(change: Change, ops: Ops) -> None:

@@ -2,9 +2,9 @@
 epoch milliseconds of `createdAt`. Resolving moves a request from pending to resolved, keeping its score."""
 
 from hitl_streams._time import iso_to_ms
-from hitl_streams.projection import Ops, Step
+from hitl_streams.history.projection import Ops, Step
+from hitl_streams.history.reducer import Change
 from hitl_streams.records import HumanRequestRecord
-from hitl_streams.reducer import Change
 
 
 def project(change: Change, ops: Ops) -> None:

@@ -6,10 +6,10 @@ TypeScript state kept survive adoption unchanged."""
 
 from msgspec import UnsetType
 
-from hitl_streams import events as ev
-from hitl_streams.projection import Ops, Step
+from hitl_streams.history import events as ev
+from hitl_streams.history.projection import Ops, Step
+from hitl_streams.history.reducer import Change
 from hitl_streams.records import BatchRecord, HumanRequestRecord, NotifyDeliveryRecord
-from hitl_streams.reducer import Change
 
 
 def _external_values(record: HumanRequestRecord | BatchRecord | None) -> list[str]:

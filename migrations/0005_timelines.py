@@ -1,9 +1,9 @@
 """Threads: `{P}:timeline:{threadId}`, a ZSET of entry ids scored by the entry's `createdAt` in ms."""
 
 from hitl_streams._time import iso_to_ms
-from hitl_streams.projection import Ops, Step
+from hitl_streams.history.projection import Ops, Step
+from hitl_streams.history.reducer import Change
 from hitl_streams.records import TimelineEntry
-from hitl_streams.reducer import Change
 
 
 def project(change: Change, ops: Ops) -> None:

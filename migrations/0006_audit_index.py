@@ -1,8 +1,8 @@
 """Audit index: `{P}:audit:{subjectId}`, a LIST of the stream ids of every event about one request, batch,
 notify delivery or thread, so a subject's history reads in O(its own events)."""
 
-from hitl_streams.projection import Ops, Step
-from hitl_streams.reducer import Change
+from hitl_streams.history.projection import Ops, Step
+from hitl_streams.history.reducer import Change
 
 
 def project(change: Change, ops: Ops) -> None:

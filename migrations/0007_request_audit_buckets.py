@@ -3,8 +3,8 @@ events space separated, in 1024 buckets by CRC-32 of its id. A LIST per request 
 of Redis memory per request, a field ~60. Batches, notify deliveries and threads keep their LISTs: they can
 hold many events, and appending to a long field would copy it each time."""
 
-from hitl_streams.projection import Ops, Step
-from hitl_streams.reducer import Change
+from hitl_streams.history.projection import Ops, Step
+from hitl_streams.history.reducer import Change
 
 
 def project(change: Change, ops: Ops) -> None:

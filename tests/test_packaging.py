@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from hitl_streams.keys import Keys
-from hitl_streams.projection import load_steps
+from hitl_streams.history.keys import Keys
+from hitl_streams.history.projection import load_steps
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from typing import Protocol, runtime_checkable
 
-from ..events import AuditRecord, Event
+from ..history.events import AuditRecord, Event
 
 __all__ = ["Auditable"]
 

@@ -30,7 +30,6 @@ from typing import Any, TypeVar
 import msgspec
 from msgspec import UNSET
 
-from .. import events as ev
 from .._cancel import reraise_lost_cancel
 from .._time import now_iso
 from ..actions import Action, Field, action_by_id
@@ -44,6 +43,7 @@ from ..errors import (
     UnknownRequestError,
     ValidationError,
 )
+from ..history import events as ev
 from ..records import BatchRecord, HumanRequestRecord, NewBatch, NewHumanRequest, NewNotifyDelivery, TimelineEntry
 from ..results import HumanResult, Reviewer, TimedOut
 from ..state import State

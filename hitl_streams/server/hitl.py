@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from types import TracebackType
 
-from ..memory_state import InMemoryState
+from ..history.memory_state import InMemoryState
 from ..state import State
 from .asgi import HitlASGI
 from .auth import BearerAuth

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from ..events import AuditRecord
+from ..history.events import AuditRecord
 from ..records import BatchRecord, HumanRequestRecord, InboxPage, RequestStatus, TimelineEntry
 from ..results import HumanResult, Reviewer
 from ..state import State

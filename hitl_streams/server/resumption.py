@@ -33,7 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .._cancel import reraise_lost_cancel
 from .._time import now_iso
-from ..events import Event, ResumeAttempted, ResumeFailed, ResumeSucceeded
+from ..history.events import Event, ResumeAttempted, ResumeFailed, ResumeSucceeded
 from ..results import HumanResult
 from ..state import State
 from .audit import Auditable

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..keys import DEFAULT_TABLE
-from ..memory_state import InMemoryState
+from ..history.keys import DEFAULT_TABLE
+from ..history.memory_state import InMemoryState
 from ..state import State
 from .asgi import BASE_PATH
 from .hitl import Hitl
@@ -78,7 +78,7 @@ def redact_url(url: str) -> str:
 
 def _stream_state_class() -> Any | None:
     try:
-        from ..stream_state import StreamState  # type: ignore[import-not-found,unused-ignore]
+        from ..streams.stream_state import StreamState  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
     return StreamState
@@ -92,7 +92,7 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
     if redis_url is None:
         state = InMemoryState()
     else:
-        from ..connect import connect
+        from ..streams.connect import connect
 
         client = connect(redis_url, cluster=options.cluster)
         stream_state = _stream_state_class()

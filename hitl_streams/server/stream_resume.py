@@ -40,11 +40,18 @@ import msgspec
 from redis.exceptions import ResponseError
 
 from .._cancel import reraise_lost_cancel
-from ..autobatch import autobatched
-from ..events import RequestResolved, RequestTimedOut, ResumeAttempted, ResumeFailed, ResumeSucceeded, decode_event
-from ..keys import Keys
-from ..replies import text
+from ..history.events import (
+    RequestResolved,
+    RequestTimedOut,
+    ResumeAttempted,
+    ResumeFailed,
+    ResumeSucceeded,
+    decode_event,
+)
+from ..history.keys import Keys
 from ..state import State
+from ..streams.autobatch import autobatched
+from ..streams.replies import text
 from .audit import Auditable
 from .resumption import ResumeJob
 

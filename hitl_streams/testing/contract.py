@@ -728,7 +728,7 @@ class StateContract:
         audit = getattr(state, "audit", None)
         if audit is None:
             pytest.skip(f"{type(state).__name__} has no audit(id) method")
-        from ..events import RequestCreated, RequestExternalIdSet, RequestResolved
+        from ..history.events import RequestCreated, RequestExternalIdSet, RequestResolved
 
         await state.create(new_request("a1"))
         await state.create(new_request("other"))
@@ -759,7 +759,7 @@ class StateContract:
         audit = getattr(state, "audit", None)
         if audit is None:
             pytest.skip(f"{type(state).__name__} has no audit(id) method")
-        from ..events import RequestResolved
+        from ..history.events import RequestResolved
 
         await state.create(new_request("a1"))
         await asyncio.gather(

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
-from ..keys import table_prefix
+from ..history.keys import table_prefix
 from .redis_server import ENV_VAR, RedisServer, RedisUnavailableError, start_redis
 
 try:

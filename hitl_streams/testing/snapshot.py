@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..keys import Keys
-from ..replay import projection_keys, read_value
+from ..history.keys import Keys
+from ..streams.replay import projection_keys, read_value
 
 __all__ = ["snapshot"]
 

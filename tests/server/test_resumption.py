@@ -13,7 +13,7 @@ import pytest
 from msgspec import UNSET
 
 from hitl_streams import InMemoryState, Resolved, State, TimedOut
-from hitl_streams.events import ResumeAttempted, ResumeFailed, ResumeSucceeded
+from hitl_streams.history.events import ResumeAttempted, ResumeFailed, ResumeSucceeded
 from hitl_streams.results import HumanResult
 from hitl_streams.server import CallbackResolver, Hitl, ResumeRejected, RetryPolicy
 from hitl_streams.server.resumption import MemoryResumeQueue, ResumeJob, Resumer

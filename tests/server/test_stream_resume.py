@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from hitl_streams import StreamState
-from hitl_streams.events import ResumeAttempted, ResumeSucceeded
-from hitl_streams.keys import Keys
+from hitl_streams.history.events import ResumeAttempted, ResumeSucceeded
+from hitl_streams.history.keys import Keys
 from hitl_streams.records import NewHumanRequest
 from hitl_streams.results import HumanResult, Resolved
 from hitl_streams.server import CallbackResolver, Hitl, RetryPolicy

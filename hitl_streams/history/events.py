@@ -1,0 +1,432 @@
+"""Every event hitl-streams appends to history, in one module.
+
+An event is one JSON object in the `{prefix}:events` Redis Stream (field `event`), readable with
+`redis-cli XRANGE`. Each carries its `type`, the schema version `v`, the time `at` (JavaScript ISO),
+its subject ids and, where known, the `actor`. The stream id of the entry is the event's position in
+history.
+
+State events change the projection (see `migrations/`). Audit events record what the server did
+(delivered, reminded, resumed, ...) and only feed the per-subject audit index.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from ..records import BatchRecord, HumanRequestRecord, NewHumanRequest, NotifyDeliveryRecord, TimelineEntry
+from ..results import Resolved, Reviewer, TimedOut
+
+__all__ = [
+    "AUDIT_EVENTS",
+    "STATE_EVENTS",
+    "AuditRecord",
+    "BatchCreated",
+    "BatchDelivered",
+    "BatchEscalated",
+    "BatchExternalIdSet",
+    "BatchImported",
+    "BatchRedelivered",
+    "BatchReminded",
+    "BatchTimedOut",
+    "Event",
+    "NotificationSent",
+    "NotifyCreated",
+    "NotifyExternalIdSet",
+    "NotifyImported",
+    "RequestCreated",
+    "RequestDelivered",
+    "RequestEscalated",
+    "RequestExternalIdSet",
+    "RequestImported",
+    "RequestRedelivered",
+    "RequestReminded",
+    "RequestResolved",
+    "RequestTimedOut",
+    "ResumeAttempted",
+    "ResumeFailed",
+    "ResumeSucceeded",
+    "TimelineAppended",
+    "TimelineImported",
+    "decode_event",
+    "encode_event",
+    "event_to_dict",
+    "resolution_event",
+]
+
+SCHEMA_VERSION = 2
+"""2: `request.created` carries the caller's `request`, resolutions no `resolvedAt`. 1 (still read): the
+whole `record`, and `resolvedAt` repeating `at`."""
+
+
+class _Base(msgspec.Struct, tag_field="type", kw_only=True, rename="camel"):
+    """Envelope fields. Optional fields are `UNSET` (omitted from JSON) rather than `None`."""
+
+    v: int = SCHEMA_VERSION
+    at: str
+    actor: Reviewer | UnsetType = UNSET
+
+    about_request: ClassVar[bool] = False
+    """True when the first of `subjects()` is a request (the audit index keeps requests apart)."""
+
+    def subjects(self) -> tuple[str, ...]:
+        """Ids whose audit trail lists this event."""
+        raise NotImplementedError
+
+
+# --- state events: each changes the projection ----------------------------------------------------------
+class RequestCreated(_Base, tag="request.created", kw_only=True):
+    """A new pending request. History keeps what the caller asked for (`request`); the stored record adds
+    only `status: "pending"` and `createdAt`, which is the event's `at`, so the event does not repeat them."""
+
+    about_request = True
+
+    request: NewHumanRequest | UnsetType = UNSET
+    legacy_record: HumanRequestRecord | UnsetType = msgspec.field(default=UNSET, name="record")
+    """Earlier builds stored the whole record here. Still read, for the histories they wrote; never written."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request, UnsetType) and isinstance(self.legacy_record, UnsetType):
+            raise ValueError("a request.created event needs its `request`")  # decoding: a ValidationError
+
+    @property
+    def record(self) -> HumanRequestRecord:
+        """The record this event creates."""
+        new = self.request
+        if isinstance(new, UnsetType):
+            assert not isinstance(self.legacy_record, UnsetType)  # one of the two: __post_init__
+            return self.legacy_record
+        return HumanRequestRecord(
+            id=new.id,
+            token=new.token,
+            channel=new.channel,
+            namespace=new.namespace,
+            message=new.message,
+            actions=new.actions,
+            context=new.context,
+            status="pending",
+            created_at=self.at,
+            batch_id=new.batch_id,
+            batch_index=new.batch_index,
+        )
+
+    def subjects(self) -> tuple[str, ...]:
+        new = self.legacy_record if isinstance(self.request, UnsetType) else self.request
+        assert not isinstance(new, UnsetType)  # one of the two: __post_init__
+        return (new.id,) if new.batch_id is None else (new.id, new.batch_id)
+
+
+class RequestExternalIdSet(_Base, tag="request.external_id_set", kw_only=True):
+    about_request = True
+
+    id: str
+    key: str
+    """The channel ref the id belongs to; the record's own channel sets the primary `externalId` too."""
+    external_id: str
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.id,)
+
+
+class _Resolution(_Base, kw_only=True):
+    """A decision on a request. It takes effect at the event's `at`: that is the record's `resolvedAt`."""
+
+    legacy_resolved_at: str | UnsetType = msgspec.field(default=UNSET, name="resolvedAt")
+    """Earlier builds repeated `at` here. Still read, for the histories they wrote; never written."""
+
+    about_request = True
+
+    @property
+    def resolved_at(self) -> str:
+        return self.at if isinstance(self.legacy_resolved_at, UnsetType) else self.legacy_resolved_at
+
+
+class RequestResolved(_Resolution, tag="request.resolved", kw_only=True):
+    id: str
+    result: Resolved
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.id,)
+
+
+class RequestTimedOut(_Resolution, tag="request.timed_out", kw_only=True):
+    id: str
+    result: TimedOut
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.id,)
+
+
+class BatchCreated(_Base, tag="batch.created", kw_only=True):
+    record: BatchRecord
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.record.id,)
+
+
+class BatchExternalIdSet(_Base, tag="batch.external_id_set", kw_only=True):
+    id: str
+    key: str
+    external_id: str
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.id,)
+
+
+class TimelineAppended(_Base, tag="timeline.appended", kw_only=True):
+    entry: TimelineEntry
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.entry.thread_id,)
+
+
+class NotifyCreated(_Base, tag="notify.created", kw_only=True):
+    record: NotifyDeliveryRecord
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.record.id, self.record.group_id)
+
+
+class NotifyExternalIdSet(_Base, tag="notify.external_id_set", kw_only=True):
+    id: str
+    external_id: str
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.id,)
+
+
+# Adoption of an existing TypeScript deployment: history starts with one of these per stored subject.
+class RequestImported(_Base, tag="request.imported", kw_only=True):
+    about_request = True
+
+    record: HumanRequestRecord
+    token_index: list[str] | UnsetType = UNSET
+    """Tokens whose `idx:token` key points at this request, when not just `[record.token]`: adoption keeps
+    the TypeScript lookup indexes exactly (a duplicate token stays with the request the index named)."""
+    ext_index: list[str] | UnsetType = UNSET
+    """External ids whose `idx:ext` key points at this request, when not just the record's own values:
+    adoption keeps stale entries the TypeScript state never deleted (REF §4.2)."""
+
+    def subjects(self) -> tuple[str, ...]:
+        batch = self.record.batch_id
+        return (self.record.id,) if batch is None else (self.record.id, batch)
+
+
+class BatchImported(_Base, tag="batch.imported", kw_only=True):
+    record: BatchRecord
+    ext_index: list[str] | UnsetType = UNSET
+    """External ids whose `idx:batch:ext` key points at this batch, when not just the record's own values."""
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.record.id,)
+
+
+class TimelineImported(_Base, tag="timeline.imported", kw_only=True):
+    entry: TimelineEntry
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.entry.thread_id,)
+
+
+class NotifyImported(_Base, tag="notify.imported", kw_only=True):
+    record: NotifyDeliveryRecord
+    ext_index: list[str] | UnsetType = UNSET
+    """External ids whose `idx:notify:ext` key points at this delivery, when not just its `externalId`."""
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.record.id, self.record.group_id)
+
+
+# --- audit events: what the server did; they feed the audit index only ----------------------------------
+class _Audit(_Base, kw_only=True):
+    id: str
+    """The request (or batch) the event is about."""
+    batch_id: str | UnsetType = UNSET
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.id,) if isinstance(self.batch_id, UnsetType) else (self.id, self.batch_id)
+
+
+class RequestDelivered(_Audit, tag="request.delivered", kw_only=True):
+    about_request = True
+
+    channel: str
+    external_id: str | UnsetType = UNSET
+
+
+class RequestRedelivered(_Audit, tag="request.redelivered", kw_only=True):
+    about_request = True
+
+    channel: str
+    external_id: str | UnsetType = UNSET
+
+
+class RequestReminded(_Audit, tag="request.reminded", kw_only=True):
+    about_request = True
+
+    channel: str
+    message: str
+    delivery_id: str | UnsetType = UNSET
+
+
+class RequestEscalated(_Audit, tag="request.escalated", kw_only=True):
+    about_request = True
+
+    channel: str
+    mode: str
+    message: str | UnsetType = UNSET
+    delivery_id: str | UnsetType = UNSET
+    external_id: str | UnsetType = UNSET
+
+
+class BatchDelivered(_Audit, tag="batch.delivered", kw_only=True):
+    channel: str
+    external_id: str | UnsetType = UNSET
+
+
+class BatchReminded(_Audit, tag="batch.reminded", kw_only=True):
+    channel: str
+    message: str
+    kind: str = "remind"
+
+
+class BatchEscalated(_Audit, tag="batch.escalated", kw_only=True):
+    channel: str
+    mode: str
+    message: str | UnsetType = UNSET
+    delivery_id: str | UnsetType = UNSET
+
+
+class BatchRedelivered(_Audit, tag="batch.redelivered", kw_only=True):
+    channel: str
+    external_id: str | UnsetType = UNSET
+
+
+class BatchTimedOut(_Audit, tag="batch.timed_out", kw_only=True):
+    item_ids: list[str] = msgspec.field(default_factory=list)
+
+
+class NotificationSent(_Audit, tag="notification.sent", kw_only=True):
+    """`id` is the notify delivery; `group_id` the thread it joined."""
+
+    group_id: str
+    channel: str
+    external_id: str | UnsetType = UNSET
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.id, self.group_id)
+
+
+class ResumeAttempted(_Audit, tag="resume.attempted", kw_only=True):
+    about_request = True
+
+    attempt: int
+
+
+class ResumeSucceeded(_Audit, tag="resume.succeeded", kw_only=True):
+    about_request = True
+
+    attempt: int
+
+
+class ResumeFailed(_Audit, tag="resume.failed", kw_only=True):
+    about_request = True
+
+    attempt: int
+    error: str
+    retry_in_ms: int | UnsetType = UNSET
+
+
+STATE_EVENTS = (
+    RequestCreated,
+    RequestExternalIdSet,
+    RequestResolved,
+    RequestTimedOut,
+    BatchCreated,
+    BatchExternalIdSet,
+    TimelineAppended,
+    NotifyCreated,
+    NotifyExternalIdSet,
+    RequestImported,
+    BatchImported,
+    TimelineImported,
+    NotifyImported,
+)
+AUDIT_EVENTS = (
+    RequestDelivered,
+    RequestRedelivered,
+    RequestReminded,
+    RequestEscalated,
+    BatchDelivered,
+    BatchReminded,
+    BatchEscalated,
+    BatchRedelivered,
+    BatchTimedOut,
+    NotificationSent,
+    ResumeAttempted,
+    ResumeSucceeded,
+    ResumeFailed,
+)
+
+Event = (
+    RequestCreated
+    | RequestExternalIdSet
+    | RequestResolved
+    | RequestTimedOut
+    | BatchCreated
+    | BatchExternalIdSet
+    | TimelineAppended
+    | NotifyCreated
+    | NotifyExternalIdSet
+    | RequestImported
+    | BatchImported
+    | TimelineImported
+    | NotifyImported
+    | RequestDelivered
+    | RequestRedelivered
+    | RequestReminded
+    | RequestEscalated
+    | BatchDelivered
+    | BatchReminded
+    | BatchEscalated
+    | BatchRedelivered
+    | BatchTimedOut
+    | NotificationSent
+    | ResumeAttempted
+    | ResumeSucceeded
+    | ResumeFailed
+)
+
+_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+
+
+def resolution_event(request_id: str, result: Resolved | TimedOut, at: str) -> RequestResolved | RequestTimedOut:
+    """The event recording a decision; a resolution's reviewer (`by`) is its actor."""
+    if isinstance(result, Resolved):
+        actor = result.by if result.by is not None else UNSET
+        return RequestResolved(at=at, actor=actor, id=request_id, result=result)
+    return RequestTimedOut(at=at, id=request_id, result=result)
+
+
+def encode_event(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes | str) -> Event:
+    return _decoder.decode(data)
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The event as plain JSON-ready data (for `--json` output and exports)."""
+    result: dict[str, Any] = msgspec.to_builtins(event)
+    return result
+
+
+class AuditRecord(msgspec.Struct, frozen=True):
+    """One event in a subject's history, with its position (the stream id, or a counter in memory)."""
+
+    position: str
+    event: Event

@@ -1,0 +1,140 @@
+"""Every Redis key hitl-streams reads or writes, in one place.
+
+The projection keys are byte-identical to the TypeScript `@hitl-sdk/state-ioredis` layout (REF §4.2), so
+its `IoredisState` reads what we write. The keys we add (`events`, `audit:*`, `audits:*`, `ops:*`,
+`lease:*`, `meta:*`) live under the same prefix. With `cluster=True` the prefix is wrapped in a hash tag so
+every key of one prefix lives in one slot and every Lua script stays single-slot.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+
+from ..errors import ValidationError
+
+__all__ = ["AUDIT_BUCKETS", "DEFAULT_TABLE", "Keys", "table_prefix"]
+
+DEFAULT_TABLE = "hitl.human_requests"
+AUDIT_BUCKETS = 1024
+"""Requests' audit positions are spread over this many HASHes (`audits:{bucket}`), by CRC-32 of the id:
+one field per request costs ~60 bytes where a LIST of its own cost ~260."""
+_TABLE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*(\.[a-zA-Z_][a-zA-Z0-9_]*)?")
+
+
+def table_prefix(table_name: str) -> str:
+    """`schema.table` → `schema:table`; an unqualified name is used as is (REF §4.1)."""
+    if not isinstance(table_name, str) or _TABLE.fullmatch(table_name) is None:
+        raise ValidationError(f'Invalid table name "{table_name}"')
+    return table_name.replace(".", ":")
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one prefix. `prefix` already carries the hash tag in cluster mode."""
+
+    prefix: str
+
+    @classmethod
+    def for_table(cls, table_name: str = DEFAULT_TABLE, *, cluster: bool = False) -> Keys:
+        prefix = table_prefix(table_name)
+        return cls("{" + prefix + "}" if cluster else prefix)
+
+    # --- projection: the TypeScript layout ------------------------------------------------------------
+    def req(self, request_id: str) -> str:
+        return f"{self.prefix}:req:{request_id}"
+
+    def idx_token(self, token: str) -> str:
+        return f"{self.prefix}:idx:token:{token}"
+
+    def idx_ext(self, external_id: str) -> str:
+        return f"{self.prefix}:idx:ext:{external_id}"
+
+    def idx_status(self, status: str) -> str:
+        return f"{self.prefix}:idx:status:{status}"
+
+    @property
+    def idx_all(self) -> str:
+        return f"{self.prefix}:idx:all:req"
+
+    def idx_ns(self, namespace: str) -> str:
+        return f"{self.prefix}:idx:ns:{namespace}"
+
+    def idx_ns_status(self, namespace: str, status: str) -> str:
+        return f"{self.prefix}:idx:ns:{namespace}:status:{status}"
+
+    def idx_batch(self, batch_id: str) -> str:
+        return f"{self.prefix}:idx:batch:{batch_id}"
+
+    def batch(self, batch_id: str) -> str:
+        return f"{self.prefix}:batch:{batch_id}"
+
+    def idx_batch_ext(self, external_id: str) -> str:
+        return f"{self.prefix}:idx:batch:ext:{external_id}"
+
+    def timeline_entry(self, entry_id: str) -> str:
+        return f"{self.prefix}:timeline:entry:{entry_id}"
+
+    def timeline(self, thread_id: str) -> str:
+        return f"{self.prefix}:timeline:{thread_id}"
+
+    def notify(self, delivery_id: str) -> str:
+        return f"{self.prefix}:notify:{delivery_id}"
+
+    def idx_notify_ext(self, external_id: str) -> str:
+        return f"{self.prefix}:idx:notify:ext:{external_id}"
+
+    @property
+    def meta_migrations(self) -> str:
+        return f"{self.prefix}:meta:migrations"
+
+    # --- ours: history and its bookkeeping ------------------------------------------------------------
+    @property
+    def events(self) -> str:
+        """The Redis Stream holding every change, in order."""
+        return f"{self.prefix}:events"
+
+    def audit(self, subject_id: str) -> str:
+        """LIST of stream ids of the events about one batch, notify delivery or thread (before step 0007,
+        about a request too)."""
+        return f"{self.prefix}:audit:{subject_id}"
+
+    def audit_bucket(self, request_id: str) -> str:
+        """HASH whose field `request_id` holds the stream ids of the events about that request, space
+        separated, oldest first. The bucket is CRC-32 of the id (UTF-8) modulo `AUDIT_BUCKETS`, in hex."""
+        return f"{self.prefix}:audits:{zlib.crc32(request_id.encode()) % AUDIT_BUCKETS:03x}"
+
+    def ops(self, second: int) -> str:
+        """HASH of the outcomes of the writes begun in one second (Unix time): field = the write's op id,
+        value = its stream id. Kept briefly (it expires after the op TTL) so that a retried write returns
+        its first outcome instead of running twice."""
+        return f"{self.prefix}:ops:{second}"
+
+    def lease(self, name: str) -> str:
+        """A short-lived claim (e.g. `deliver:{id}`: one replica is delivering that request)."""
+        return f"{self.prefix}:lease:{name}"
+
+    @property
+    def meta_lock(self) -> str:
+        """Held (with expiry) while migrations or a rebuild run."""
+        return f"{self.prefix}:meta:lock"
+
+    @property
+    def meta_pause(self) -> str:
+        """Exists (with expiry) while a rebuild swaps the projection in: writes wait for it to go away."""
+        return f"{self.prefix}:meta:pause"
+
+    @property
+    def meta_projection(self) -> str:
+        """HASH describing the projection: the last stream id it was built from, and when."""
+        return f"{self.prefix}:meta:projection"
+
+    @property
+    def resume_group(self) -> str:
+        """Consumer group name on `events` that drives workflow resumption."""
+        return "hitl-resume"
+
+    def scratch(self, run_id: str) -> Keys:
+        """A private prefix (same hash slot) that `verify` replays into."""
+        return Keys(f"{self.prefix}:scratch:{run_id}")

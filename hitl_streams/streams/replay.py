@@ -1,0 +1,513 @@
+"""Replaying history: rebuild the projection, or verify it, from the event stream.
+
+A replay reads `{prefix}:events` in batches and projects every event, through the same reducer and
+steps as live writes, into a scratch prefix (same hash slot in cluster mode). Memory stays bounded by
+the batch: the state a reduction needs is read back from the scratch keys the replay has written.
+
+- `verify` compares the scratch projection with the live one and reports drift; it never touches the
+  live projection.
+- `rebuild` swaps the scratch projection in: live keys the replay did not produce are deleted, every
+  replayed key is RENAMEd over its live twin (atomic per key; readers never see a missing index).
+  Writers may keep writing: the scratch catches up with their events, and they pause (`write_pause`)
+  only for the last catch-up and the swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..history import events as ev
+from ..history.codec import Subject
+from ..history.keys import Keys
+from ..history.projection import Ops, Projector
+from ..history.reducer import apply, key_of, subject_ref
+from .bulk import NetOps, checked, run_commands, send_commands
+from .locks import prefix_lock, write_pause
+from .replies import event_field, text
+from .scripts import APPEND_FIELDS_LUA
+
+__all__ = [
+    "DriftReport",
+    "LongValue",
+    "ReplayProgress",
+    "ReplayStats",
+    "is_projection_key",
+    "projection_keys",
+    "read_value",
+    "rebuild",
+    "replay_into",
+    "same_slices",
+    "verify",
+]
+
+BATCH_SIZE = 2000
+_NOT_PROJECTION = ("events", "ops:", "op:", "meta:", "scratch:", "lease:")
+"""Key suffixes that are not projection keys. `op:` keys held one write's outcome in earlier builds (they
+expire on their own)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayProgress:
+    phase: str
+    """"replay", "compare" or "swap"."""
+    done: int
+    total: int
+    elapsed: float
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayStats:
+    events: int
+    keys_written: int
+    seconds: float
+    last_position: str | None
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(slots=True)
+class DriftReport:
+    """Keys (live names) that a replay of history produces differently from the live projection."""
+
+    events: int = 0
+    keys_checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    """In the replay, not live."""
+    extra: list[str] = field(default_factory=list)
+    """Live, not in the replay."""
+    differing: list[str] = field(default_factory=list)
+    """In both, with another type or value."""
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.extra or self.differing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "events": self.events,
+            "keysChecked": self.keys_checked,
+            "missing": self.missing,
+            "extra": self.extra,
+            "differing": self.differing,
+        }
+
+
+def is_projection_key(keys: Keys, key: str) -> bool:
+    """True for keys under the prefix that the projection owns (not history, op ids, meta, scratch)."""
+    suffix = key[len(keys.prefix) + 1 :]
+    return key.startswith(keys.prefix + ":") and not suffix.startswith(_NOT_PROJECTION)
+
+
+async def projection_keys(redis: Any, keys: Keys, count: int = 1000) -> AsyncIterator[str]:
+    """Every projection key under the prefix (SCAN, so it does not block the server)."""
+    async for raw in redis.scan_iter(match=keys.prefix + ":*", count=count):
+        key = text(raw)
+        if is_projection_key(keys, key):
+            yield key
+
+
+_SLICE = 5000
+"""ZSETs and LISTs longer than this are compared slice by slice, so memory does not grow with them."""
+
+
+class LongValue:
+    """Stands for a ZSET or LIST longer than `read_value`'s `head`: compare it with `same_slices`."""
+
+    __eq__ = object.__eq__  # never equal to a value: a long key is compared by slices
+    __hash__ = object.__hash__
+
+
+async def read_value(redis: Any, names: list[str], *, head: int | None = None) -> list[tuple[str, Any]]:
+    """(type, comparable value) of each key, in two pipelined round trips. With `head`, a ZSET or LIST
+    longer than `head` items comes back as a `LongValue` instead of its items."""
+    stop = -1 if head is None else head
+    pipe = redis.pipeline(transaction=False)
+    for name in names:
+        pipe.type(name)
+    types = [text(t) for t in await pipe.execute()]
+    pipe = redis.pipeline(transaction=False)
+    for name, kind in zip(names, types, strict=True):
+        if kind == "string":
+            pipe.get(name)
+        elif kind == "zset":
+            pipe.zrange(name, 0, stop, withscores=True)
+        elif kind == "list":
+            pipe.lrange(name, 0, stop)
+        elif kind == "set":
+            pipe.smembers(name)
+        elif kind == "hash":
+            pipe.hgetall(name)
+        else:
+            pipe.exists(name)
+    values = await pipe.execute()
+    out: list[tuple[str, Any]] = []
+    for kind, value in zip(types, values, strict=True):
+        if head is not None and kind in ("zset", "list") and len(value) > head:
+            out.append((kind, LongValue()))
+            continue
+        if kind == "string" and isinstance(value, str):
+            value = value.encode()
+        elif kind == "zset":
+            value = [(text(m), float(s)) for m, s in value]
+        elif kind == "list":
+            value = [text(v) for v in value]
+        elif kind == "set":
+            value = sorted(text(v) for v in value)
+        elif kind == "hash":
+            value = sorted((text(k), text(v)) for k, v in value.items())
+        out.append((kind, value))
+    return out
+
+
+async def same_slices(redis: Any, kind: str, first: str, second: str, size: int = _SLICE) -> bool:
+    """Compare two ZSETs (members and scores, in order) or two LISTs, `size` items at a time."""
+    start = 0
+    while True:
+        if kind == "zset":
+            a = await redis.zrange(first, start, start + size - 1, withscores=True)
+            b = await redis.zrange(second, start, start + size - 1, withscores=True)
+        else:
+            a = await redis.lrange(first, start, start + size - 1)
+            b = await redis.lrange(second, start, start + size - 1)
+        if [text(x) if not isinstance(x, tuple) else (text(x[0]), float(x[1])) for x in a] != [
+            text(x) if not isinstance(x, tuple) else (text(x[0]), float(x[1])) for x in b
+        ]:
+            return False
+        if len(a) < size:
+            return True
+        start += size
+
+
+async def replay_into(
+    redis: Any,
+    source: Keys,
+    target: Keys,
+    projector: Projector,
+    *,
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[ReplayProgress], None] | None = None,
+    after: str | None = None,
+) -> ReplayStats:
+    """Project every event of `source`'s stream into keys under `target` (assumed empty), or, with
+    `after`, only the events after that position (catching up a target that holds the replay up to it).
+
+    Per batch: one XRANGE, one MGET of the subjects the batch's mutations need, then the batch's writes
+    folded into their net effect per key (`bulk.NetOps`) and sent in one round trip. Nothing else writes
+    under `target` meanwhile, so the net effect equals running every write in order.
+
+    Redis works while Python computes: the next batch's XRANGE goes out before this batch is projected,
+    and its MGET before this batch's writes. That MGET sees the target as the earlier batches left it;
+    the subjects this batch wrote come from this batch's own records instead (`carry`)."""
+    started = time.perf_counter()
+    total = int(await redis.xlen(source.events))
+    start, done, written, last = "-" if after is None else "(" + after, 0, 0, None
+    carry: dict[str, Subject | None] = {}
+    rows = checked(await run_commands(redis, [("XRANGE", source.events, start, "+", "COUNT", batch_size)]))[0]
+    with _gc_paused():
+        batch = _decoded(rows)
+    subjects = await _send_subject_reads(redis, batch, target, carry)
+    writing: asyncio.Future[list[Any]] | None = None
+    reading: asyncio.Future[list[Any]] | None = None
+    try:
+        while batch:
+            more = len(rows) == batch_size
+            reading = await send_commands(
+                redis, [("XRANGE", source.events, "(" + batch[-1][0], "+", "COUNT", batch_size)] if more else []
+            )
+            await asyncio.sleep(0)  # let the batching link write it now, not after the projection below
+            cache = await _subjects(subjects, carry)
+            with _gc_paused():
+                commands, count, touched = _project_batch(batch, cache, target, projector)
+            written += count
+            rows = checked(await reading)[0] if more else []
+            with _gc_paused():
+                next_batch = _decoded(rows)
+            subjects = await _send_subject_reads(redis, next_batch, target, touched)
+            sent = await send_commands(redis, commands)
+            if writing is not None:
+                checked(await writing)
+            writing = sent
+            done += len(batch)
+            last = batch[-1][0]
+            if progress is not None:
+                progress(ReplayProgress("replay", done, max(total, done), time.perf_counter() - started))
+            batch, carry = next_batch, touched
+        if writing is not None:
+            checked(await writing)
+    except BaseException:
+        for future in (reading, subjects[1], writing):  # left in flight: their errors are not news
+            if future is not None:
+                future.add_done_callback(_ignored)
+        raise
+    return ReplayStats(done, written, time.perf_counter() - started, last)
+
+
+def _ignored(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection during one batch's synchronous work. Its thousands of short-lived
+    objects are freed by reference counting anyway, but they set off dozens of collections that cost a
+    quarter of a replay's CPU. Nothing else runs meanwhile (no await inside), and the collector looks at
+    what survives once it is back on."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+Batch = list[tuple[str, ev.Event]]
+SubjectReads = tuple[list[tuple[str, Callable[[bytes | str], Subject]]], "asyncio.Future[list[Any]] | None"]
+
+
+def _decoded(rows: list[Any]) -> Batch:
+    return [(text(pos), ev.decode_event(event_field(fields))) for pos, fields in rows]
+
+
+async def _send_subject_reads(redis: Any, batch: Batch, target: Keys, known: dict[str, Subject | None]) -> SubjectReads:
+    """Send the MGET of the subjects `batch` needs that `known` does not hold; (names and decoders, future)."""
+    refs = {ref[0]: ref[1] for _, event in batch if (ref := subject_ref(event, target)) is not None}
+    wanted = [(name, decode) for name, decode in refs.items() if name not in known]
+    if not wanted:
+        return wanted, None
+    return wanted, await send_commands(redis, [("MGET", *(name for name, _ in wanted))])
+
+
+async def _subjects(reads: SubjectReads, carry: dict[str, Subject | None]) -> dict[str, Subject | None]:
+    """The records a batch starts from: what the MGET found, and what the previous batch left (`carry`)."""
+    wanted, future = reads
+    cache = dict(carry)
+    if future is not None:
+        (values,) = checked(await future)
+        for (name, decode), raw in zip(wanted, values, strict=True):
+            cache[name] = None if raw is None else decode(raw)
+    return cache
+
+
+def _project_batch(
+    batch: Batch, cache: dict[str, Subject | None], target: Keys, projector: Projector
+) -> tuple[list[tuple[Any, ...]], int, dict[str, Subject | None]]:
+    """The commands that write `batch`'s projection (net effect per key), how many writes it has, and
+    the records it leaves (`cache`, the records it starts from, is brought up to date as it goes)."""
+    projected: list[tuple[Ops, str]] = []
+    touched: dict[str, Subject | None] = {}
+    for position, event in batch:
+        ref = subject_ref(event, target)
+        change = apply(event, cache.get(ref[0]) if ref else None, target)
+        if change.after is not None:
+            key = key_of(change.after, target)
+            cache[key] = touched[key] = change.after
+        projected.append((projector.project(change), position))
+    count = sum(len(ops) for ops, _ in projected)
+    net = NetOps()
+    try:
+        for ops, position in projected:
+            net.add(ops, position)
+        return net.commands(), count, touched
+    except TypeError:  # a key written as two types (a damaged history): apply every write in order
+        return [cmd for ops, position in projected for cmd in _op_commands(ops, position)], count, touched
+
+
+def _op_commands(ops: Ops, position: str) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for code, key, args in ops:
+        if code == "S":
+            out.append(("SET", key, args[0]))
+        elif code == "Z":
+            out.append(("ZADD", key, args[0], args[1]))
+        elif code == "R":
+            out.append(("ZREM", key, args[0]))
+        elif code == "A":
+            out.append(("SADD", key, args[0]))
+        elif code == "H":
+            out.append(("EVAL", APPEND_FIELDS_LUA, 1, key, 1, args[0], position))
+        else:
+            out.append(("RPUSH", key, position))
+    return out
+
+
+async def _delete_prefix(redis: Any, keys: Keys) -> None:
+    batch: list[str] = []
+    async for raw in redis.scan_iter(match=keys.prefix + ":*", count=1000):
+        batch.append(text(raw))
+        if len(batch) >= 500:
+            await redis.delete(*batch)
+            batch.clear()
+    if batch:
+        await redis.delete(*batch)
+
+
+def _twin(key: str, source: Keys, target: Keys) -> str:
+    return target.prefix + key[len(source.prefix) :]
+
+
+async def _compare(redis: Any, live: Keys, replayed: Keys, report: DriftReport) -> None:
+    async def check(names: list[str]) -> None:
+        twins = [_twin(n, replayed, live) for n in names]
+        ours = await read_value(redis, names, head=_SLICE)
+        theirs = await read_value(redis, twins, head=_SLICE)
+        for name, twin, mine, current in zip(names, twins, ours, theirs, strict=True):
+            report.keys_checked += 1
+            if current[0] == "none":
+                report.missing.append(twin)
+            elif isinstance(mine[1], LongValue) or isinstance(current[1], LongValue):
+                if mine[0] != current[0] or not await same_slices(redis, mine[0], name, twin):
+                    report.differing.append(twin)
+            elif mine != current:
+                report.differing.append(twin)
+
+    names: list[str] = []
+    async for name in projection_keys(redis, replayed):
+        names.append(name)
+        if len(names) >= 500:
+            await check(names)
+            names = []
+    if names:
+        await check(names)
+
+    async def extras(batch: list[str]) -> None:
+        pipe = redis.pipeline(transaction=False)
+        for name in batch:
+            pipe.exists(_twin(name, live, replayed))
+        for name, exists in zip(batch, await pipe.execute(), strict=True):
+            if not exists:
+                report.extra.append(name)
+
+    names = []
+    async for name in projection_keys(redis, live):
+        names.append(name)
+        if len(names) >= 500:
+            await extras(names)
+            names = []
+    if names:
+        await extras(names)
+    for bucket in (report.missing, report.extra, report.differing):
+        bucket.sort()
+
+
+async def verify(
+    redis: Any, keys: Keys, projector: Projector, *, progress: Callable[[ReplayProgress], None] | None = None
+) -> DriftReport:
+    """Replay history into a scratch prefix and compare; the live projection is not written."""
+    scratch = keys.scratch(uuid.uuid4().hex[:12])
+    try:
+        stats = await replay_into(redis, keys, scratch, projector, progress=progress)
+        report = DriftReport(events=stats.events)
+        await _compare(redis, keys, scratch, report)
+        return report
+    finally:
+        await _delete_prefix(redis, scratch)
+
+
+async def swap_in(redis: Any, keys: Keys, scratch: Keys) -> int:
+    """Make the scratch projection the live one: drop live keys it lacks, RENAME each of its keys over
+    its live twin. Returns the number of keys moved."""
+    stale: list[str] = []
+    async for name in projection_keys(redis, keys):
+        stale.append(name)
+        if len(stale) >= 2000:
+            await _drop_missing(redis, keys, scratch, stale)
+            stale = []
+    if stale:
+        await _drop_missing(redis, keys, scratch, stale)
+    moved = 0
+    chunk: list[str] = []
+    # Renamed in chunks as SCAN finds them, so memory stays flat however large the projection is. A
+    # renamed key leaves the scratch pattern, so SCAN cannot hand it out again under its new name; a
+    # name SCAN repeats (it may, while the table rehashes) was already moved: "no such key" is fine.
+    async for name in projection_keys(redis, scratch):
+        chunk.append(name)
+        if len(chunk) >= 2000:
+            moved += await _rename_over(redis, scratch, keys, chunk)
+            chunk = []
+    if chunk:
+        moved += await _rename_over(redis, scratch, keys, chunk)
+    return moved
+
+
+async def _rename_over(redis: Any, scratch: Keys, keys: Keys, names: list[str]) -> int:
+    replies = await run_commands(redis, [("RENAME", name, _twin(name, scratch, keys)) for name in names])
+    moved = 0
+    for reply in replies:
+        if isinstance(reply, Exception):
+            if "no such key" not in str(reply).lower():
+                raise reply
+        else:
+            moved += 1
+    return moved
+
+
+async def _drop_missing(redis: Any, keys: Keys, scratch: Keys, names: list[str]) -> None:
+    found = checked(await run_commands(redis, [("EXISTS", _twin(name, keys, scratch)) for name in names]))
+    gone = [n for n, exists in zip(names, found, strict=True) if not exists]
+    if gone:
+        await redis.delete(*gone)
+
+
+_CATCH_UP_ROUNDS = 8
+_SMALL_TAIL = 500
+
+
+def _joined(first: ReplayStats, more: ReplayStats) -> ReplayStats:
+    return ReplayStats(
+        first.events + more.events,
+        first.keys_written + more.keys_written,
+        first.seconds + more.seconds,
+        more.last_position or first.last_position,
+    )
+
+
+async def rebuild_locked(
+    redis: Any, keys: Keys, projector: Projector, *, progress: Callable[[ReplayProgress], None] | None = None
+) -> ReplayStats:
+    """`rebuild` for a caller that already holds the prefix lock.
+
+    Writers may keep writing. The replay runs while they do; the scratch projection then catches up with
+    the events they appended meanwhile; then writes pause (`write_pause`) for the last catch-up and the
+    swap, so no write lands between the replay's end and the swap, where the swap would revert it."""
+    scratch = keys.scratch(uuid.uuid4().hex[:12])
+    try:
+        stats = await replay_into(redis, keys, scratch, projector, progress=progress)
+        for _ in range(_CATCH_UP_ROUNDS):
+            more = await replay_into(redis, keys, scratch, projector, after=stats.last_position or "0-0")
+            stats = _joined(stats, more)
+            if more.events < _SMALL_TAIL:
+                break
+        async with write_pause(redis, keys):
+            more = await replay_into(redis, keys, scratch, projector, after=stats.last_position or "0-0")
+            stats = _joined(stats, more)
+            await swap_in(redis, keys, scratch)
+        if stats.last_position is not None:
+            await redis.hset(keys.meta_projection, mapping={"position": stats.last_position, "events": stats.events})
+        await redis.hincrby(keys.meta_projection, "rebuilds", 1)
+        return stats
+    finally:
+        await _delete_prefix(redis, scratch)
+
+
+async def rebuild(
+    redis: Any, keys: Keys, projector: Projector, *, progress: Callable[[ReplayProgress], None] | None = None
+) -> ReplayStats:
+    """Rewrite the whole projection from history, holding the prefix lock."""
+    async with prefix_lock(redis, keys):
+        return await rebuild_locked(redis, keys, projector, progress=progress)

@@ -1,0 +1,582 @@
+"""`StreamState`: the State protocol event-sourced on Redis Streams.
+
+Every change is one event appended to `{prefix}:events` and projected, in the same Lua script, into the
+key layout of the TypeScript `IoredisState` (see `keys.py`, `migrations/`). Reads come from the projection.
+Read-modify-writes are compare-and-set on the subject's stored bytes, so nothing clobbers a concurrent
+change; each write carries an op id, so a client retry of a write whose reply was lost is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from redis.exceptions import NoScriptError
+
+from .._time import iso_to_ms, now_iso
+from ..errors import (
+    AlreadyResolvedError,
+    DuplicateRequestError,
+    DuplicateTokenError,
+    HitlError,
+    UnknownBatchError,
+    UnknownNotifyDeliveryError,
+    UnknownRequestError,
+    ValidationError,
+)
+from ..history import events as ev
+from ..history.codec import Subject, decode_batch, decode_notify, decode_request, decode_timeline_entry
+from ..history.keys import DEFAULT_TABLE, Keys
+from ..history.projection import Projector
+from ..history.reducer import apply
+from ..namespaces import validate_namespace
+from ..pagination import build_page, clamp_limit, decode_cursor
+from ..records import (
+    BatchRecord,
+    HumanRequestRecord,
+    InboxPage,
+    NewBatch,
+    NewHumanRequest,
+    NewNotifyDelivery,
+    NotifyDeliveryRecord,
+    RequestStatus,
+    TimelineEntry,
+)
+from ..results import HumanResult
+from ._slots import Slots
+from .adopt import AdoptReport, adopt
+from .autobatch import autobatched
+from .bulk import checked, run_commands
+from .locks import RELEASE_LUA, RENEW_LUA
+from .replay import DriftReport, ReplayProgress, ReplayStats, rebuild, verify
+from .replies import event_field, text
+from .schema import SchemaStatus, ensure_schema, schema_status
+from .scripts import Guard, as_eval, commit_command, commit_outcome
+from .subject_cache import SubjectCache
+
+__all__ = ["StreamState"]
+
+_MAX_CAS_ATTEMPTS = 64
+_MAX_PAUSE_SECONDS = 120
+"""How long a write waits for a rebuild's swap (`{prefix}:meta:pause`) before giving up."""
+_MAX_ID = 512
+_MAX_TOKEN = 4096
+
+_default_projector: Projector | None = None
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+def _bounded(
+    method: Callable[Concatenate[StreamState, _P], Coroutine[Any, Any, _T]],
+) -> Callable[Concatenate[StreamState, _P], Coroutine[Any, Any, _T]]:
+    """Run a public operation inside one of the state's slots (redis-py's pool raises, rather than waits,
+    when more commands are in flight than it has connections, so we queue before that point), once the
+    projection steps are applied (`ensure_schema`, checked here for every operation)."""
+
+    async def run(self: StreamState, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        slots = self._slots
+        if not slots.try_take():
+            await slots.take()
+        try:
+            if not self._ready:
+                await self.ensure_schema()
+            return await method(self, *args, **kwargs)
+        finally:
+            slots.give()
+
+    # By hand rather than functools.wraps, whose typing loses the ParamSpec under mypy.
+    run.__name__, run.__qualname__, run.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    return run
+
+
+def _pool_size(redis: Any) -> int:
+    pool = getattr(redis, "connection_pool", None)
+    size = getattr(pool, "max_connections", None)
+    return size if isinstance(size, int) and size > 0 else 64
+
+
+def default_projector() -> Projector:
+    """The steps shipped in `migrations/`, loaded once per process."""
+    global _default_projector
+    if _default_projector is None:
+        _default_projector = Projector()
+    return _default_projector
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def _position_order(position: str) -> tuple[int, int]:
+    ms, _, seq = position.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _check_fragment(what: str, value: object, limit: int = _MAX_ID) -> str:
+    """Caller-supplied strings become key names: bound them and keep control characters out."""
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise ValidationError(f"{what} must be a non-empty string of at most {limit} characters")
+    if _CONTROL.search(value) is not None:
+        raise ValidationError(f"{what} must not contain control characters")
+    return value
+
+
+class StreamState:
+    """State on Redis Streams. `redis` is a `redis.asyncio.Redis` (or `RedisCluster` with `cluster=True`),
+    made with `decode_responses` either way."""
+
+    kind = "redis-streams"
+
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        table_name: str = DEFAULT_TABLE,
+        cluster: bool = False,
+        projector: Projector | None = None,
+        autobatch: bool = True,
+        subject_cache_bytes: int = 32 * 2**20,
+    ) -> None:
+        self.redis = redis
+        # Hot-path commands go through `_io`: with `autobatch`, commands issued by concurrent tasks in one
+        # loop tick share one socket write (hitl_streams/streams/autobatch.py). Each stays its own command, so every
+        # script is still atomic on its own. Cluster clients and anything but a plain redis.asyncio.Redis
+        # are used as given. Schema, locks, pipelines and rebuilds keep using `redis` itself.
+        self._io: Any = autobatched(redis) if autobatch else redis
+        self.table_name = table_name
+        self.cluster = cluster
+        self.keys = Keys.for_table(table_name, cluster=cluster)
+        self.projector = projector or default_projector()
+        # The bytes of request records this process just wrote or read: a resolve of one of them commits
+        # at once (compare-and-set on those bytes) instead of reading it first. See subject_cache.py.
+        self._known = SubjectCache(subject_cache_bytes)
+        self._req_prefix = self.keys.req("")
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+        # Leave a few connections of the client's pool to whatever else shares the client.
+        self._slots = Slots(max(1, min(_pool_size(redis) - 4, 256)))
+
+    # --- schema ---------------------------------------------------------------------------------------
+    async def ensure_schema(self) -> None:
+        """Apply pending projection steps (replaying history through them). Idempotent, safe across
+        replicas; a failure is not remembered, so the next call retries."""
+        if self._ready:
+            return
+        async with self._ready_lock:
+            if not self._ready:
+                await ensure_schema(self.redis, self.keys, self.projector)
+                self._ready = True
+
+    async def schema_status(self) -> SchemaStatus:
+        """Applied and pending projection steps."""
+        return await schema_status(self.redis, self.keys, self.projector)
+
+    # --- the write path -------------------------------------------------------------------------------
+    async def _commit(
+        self,
+        make_event: Callable[[Subject | None], ev.Event],
+        *,
+        subject_key: str | None = None,
+        decode: Callable[[bytes | str], Subject] | None = None,
+        guards: Sequence[Guard] = (),
+        on_guard_failure: Callable[[Guard], Any] | None = None,
+    ) -> str:
+        """Append one event and its projection atomically; returns its stream id.
+
+        With `subject_key`, the subject's current bytes are read, the event is made from the decoded
+        record, and the write only happens if the bytes are still the same (else it re-reads and tries
+        again). `make_event` raises the domain errors (unknown, already resolved).
+        """
+        # The write's op id: 96 random bits (a clash within one second's bucket is out of reach), kept
+        # in the bucket of the second it began, which every retry of this write names again.
+        op_id, op_bucket = os.urandom(12).hex(), self.keys.ops(int(time.time()))
+        pause = Guard("nx", self.keys.meta_pause)
+        paused_since: float | None = None
+        attempts = 0
+        known = self._known
+        while attempts < _MAX_CAS_ATTEMPTS:
+            raw: bytes | str | None = None
+            guessed = False
+            if subject_key is not None:
+                raw = known.get(subject_key)
+                guessed = raw is not None
+                if raw is None:
+                    raw = await self._io.get(subject_key)
+            before = decode(raw) if raw is not None and decode is not None else None
+            try:
+                event = make_event(before)
+            except HitlError:
+                if not guessed or subject_key is None:
+                    raise
+                known.drop(subject_key)  # decide from the stored bytes, never from a guess
+                continue
+            ops = self.projector.project(apply(event, before, self.keys))
+            checks = [pause, *guards]
+            if subject_key is not None:
+                checks.append(Guard("eq", subject_key, raw))
+            command = commit_command(self.keys.events, op_bucket, op_id, ev.encode_event(event), checks, ops)
+            try:
+                outcome = commit_outcome(await self._io.execute_command(*command))
+            except NoScriptError:
+                outcome = commit_outcome(await self._io.execute_command(*as_eval(command)))
+            if outcome.status == 1:
+                for code, key, args in ops:
+                    if code == "S" and key.startswith(self._req_prefix):
+                        known.put(key, args[0])
+                return outcome.value
+            if outcome.written:  # this op id ran before (a retried call): what is stored now is unknown
+                if subject_key is not None:
+                    known.drop(subject_key)
+                return outcome.value
+            failed = checks[int(outcome.value) - 1]
+            if failed is pause:
+                # A rebuild is swapping a replayed projection in: wait, or the swap would revert this write.
+                now = asyncio.get_running_loop().time()
+                paused_since = now if paused_since is None else paused_since
+                if now - paused_since > _MAX_PAUSE_SECONDS:
+                    raise HitlError(f"writes to {self.keys.prefix} paused by a rebuild for over {_MAX_PAUSE_SECONDS}s")
+                await asyncio.sleep(0.02)
+                continue
+            if failed.key == subject_key and failed.kind == "eq":
+                known.drop(subject_key)
+                if guessed:
+                    continue  # the guess was stale: read the stored bytes (not a conflict of ours)
+                attempts += 1
+                continue  # a concurrent change: read again and decide again
+            attempts += 1
+            if on_guard_failure is not None:
+                await on_guard_failure(failed)
+            raise HitlError(f"write refused by a guard on {failed.key}")
+        raise HitlError(f"{subject_key} changed {_MAX_CAS_ATTEMPTS} times while writing; giving up")
+
+    # --- requests -------------------------------------------------------------------------------------
+    @_bounded
+    async def create(self, record: NewHumanRequest) -> None:
+        _check_fragment("id", record.id)
+        _check_fragment("token", record.token, _MAX_TOKEN)
+        validate_namespace(record.namespace)
+        if record.batch_id is not None:
+            self._check_batch_id(record.batch_id)
+        token_key, req_key = self.keys.idx_token(record.token), self.keys.req(record.id)
+
+        def make(_: Subject | None) -> ev.Event:
+            return ev.RequestCreated(at=now_iso(), request=record)
+
+        async def refused(guard: Guard) -> None:
+            if guard.key == token_key:
+                owner = await self._io.get(token_key)
+                raise DuplicateTokenError(None if owner is None else text(owner))
+            raise DuplicateRequestError("Human request", record.id)
+
+        await self._commit(make, guards=(Guard("nx", token_key), Guard("nx", req_key)), on_guard_failure=refused)
+
+    @_bounded
+    async def get(self, request_id: str) -> HumanRequestRecord | None:
+        return await self._get(request_id)
+
+    async def _get(self, request_id: str) -> HumanRequestRecord | None:
+        key = self.keys.req(request_id)
+        raw = await self._io.execute_command("GET", key)
+        if raw is None:
+            return None
+        record = decode_request(raw)
+        self._known.put(key, raw)
+        return record
+
+    async def _get_by_index(self, index_key: str) -> HumanRequestRecord | None:
+        request_id = await self._io.execute_command("GET", index_key)
+        return None if request_id is None else await self._get(text(request_id))
+
+    @_bounded
+    async def find_by_external_id(self, external_id: str) -> HumanRequestRecord | None:
+        return await self._get_by_index(self.keys.idx_ext(external_id))
+
+    @_bounded
+    async def find_by_token(self, token: str) -> HumanRequestRecord | None:
+        return await self._get_by_index(self.keys.idx_token(token))
+
+    @_bounded
+    async def set_external_id(self, request_id: str, external_id: str, plugin_id: str | None = None) -> None:
+        _check_fragment("external id", external_id)
+
+        def make(before: Subject | None) -> ev.Event:
+            if not isinstance(before, HumanRequestRecord):
+                raise UnknownRequestError(request_id)
+            key = plugin_id if plugin_id is not None else before.channel
+            return ev.RequestExternalIdSet(at=now_iso(), id=request_id, key=key, external_id=external_id)
+
+        await self._commit(make, subject_key=self.keys.req(request_id), decode=decode_request)
+
+    @_bounded
+    async def resolve(self, request_id: str, result: HumanResult) -> None:
+        def make(before: Subject | None) -> ev.Event:
+            if not isinstance(before, HumanRequestRecord):
+                raise UnknownRequestError(request_id)
+            if before.status != "pending":
+                raise AlreadyResolvedError(request_id)
+            return ev.resolution_event(request_id, result, now_iso())
+
+        await self._commit(make, subject_key=self.keys.req(request_id), decode=decode_request)
+
+    def _index_for(self, status: RequestStatus | None, namespace: str | None) -> str:
+        if namespace:
+            validate_namespace(namespace)
+            return self.keys.idx_ns_status(namespace, status) if status else self.keys.idx_ns(namespace)
+        return self.keys.idx_status(status) if status else self.keys.idx_all
+
+    async def _mget_requests(self, ids: Sequence[str]) -> builtins.list[HumanRequestRecord]:
+        if not ids:
+            return []
+        values = await self._io.mget([self.keys.req(i) for i in ids])
+        return [decode_request(v) for v in values if v is not None]
+
+    @_bounded
+    async def list(
+        self,
+        *,
+        status: RequestStatus | None = None,
+        namespace: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> InboxPage:
+        size = clamp_limit(limit)
+        index = self._index_for(status, namespace)
+        after = decode_cursor(cursor) if cursor else None
+        top: str | int = "+inf" if after is None else iso_to_ms(after[0])
+        want = size + 1
+        window = max(want, 64)
+        ids: builtins.list[str] = []
+        offset = 0
+        while len(ids) < want:
+            # The reply as the wire gives it ([[member, score], ...] on RESP3, flat on RESP2), paired here:
+            # redis-py's withscores conversion (scores re-encoded to bytes and parsed again) was ~30% of a
+            # page's CPU in a cProfile of the list walk.
+            reply = await self._io.execute_command(
+                "ZREVRANGEBYSCORE", index, top, "-inf", "WITHSCORES", "LIMIT", offset, window
+            )
+            flat = reply and not isinstance(reply[0], list | tuple)
+            rows = list(zip(reply[::2], reply[1::2], strict=True)) if flat else reply
+            for member, score in rows:
+                member_id = text(member)
+                if after is not None and not self._after_cursor(member_id, int(float(score)), after):
+                    continue
+                ids.append(member_id)
+                if len(ids) >= want:
+                    break
+            if len(rows) < window:
+                break
+            offset += window
+        return build_page(await self._mget_requests(ids), size)
+
+    @staticmethod
+    def _after_cursor(member_id: str, score: int, after: tuple[str, str]) -> bool:
+        # Scores are createdAt in ms, so (score, id) orders exactly like (createdAt, id).
+        cursor_score = iso_to_ms(after[0])
+        return score < cursor_score or (score == cursor_score and member_id < after[1])
+
+    @_bounded
+    async def count(self, *, status: RequestStatus | None = None, namespace: str | None = None) -> int:
+        return int(await self._io.zcard(self._index_for(status, namespace)))
+
+    # --- batches --------------------------------------------------------------------------------------
+    @staticmethod
+    def _check_batch_id(batch_id: str) -> None:
+        _check_fragment("batch id", batch_id)
+        if batch_id.startswith("ext:"):  # would collide with {P}:idx:batch:ext:* (REF §4.2)
+            raise ValidationError('batch id must not start with "ext:"')
+
+    @_bounded
+    async def create_batch(self, record: NewBatch) -> None:
+        self._check_batch_id(record.id)
+
+        def make(_: Subject | None) -> ev.Event:
+            at = now_iso()
+            batch = BatchRecord(
+                id=record.id,
+                channel=record.channel,
+                message=record.message,
+                actions=record.actions,
+                context=record.context,
+                created_at=at,
+            )
+            return ev.BatchCreated(at=at, record=batch)
+
+        async def refused(_: Guard) -> None:
+            raise DuplicateRequestError("Batch", record.id)
+
+        await self._commit(make, guards=(Guard("nx", self.keys.batch(record.id)),), on_guard_failure=refused)
+
+    @_bounded
+    async def get_batch(self, batch_id: str) -> BatchRecord | None:
+        raw = await self._io.get(self.keys.batch(batch_id))
+        return None if raw is None else decode_batch(raw)
+
+    @_bounded
+    async def set_batch_external_id(self, batch_id: str, external_id: str, plugin_id: str | None = None) -> None:
+        _check_fragment("external id", external_id)
+
+        def make(before: Subject | None) -> ev.Event:
+            if not isinstance(before, BatchRecord):
+                raise UnknownBatchError(batch_id)
+            key = plugin_id if plugin_id is not None else before.channel
+            return ev.BatchExternalIdSet(at=now_iso(), id=batch_id, key=key, external_id=external_id)
+
+        await self._commit(make, subject_key=self.keys.batch(batch_id), decode=decode_batch)
+
+    @_bounded
+    async def list_by_batch(self, batch_id: str) -> builtins.list[HumanRequestRecord]:
+        ids = await self._io.zrange(self.keys.idx_batch(batch_id), 0, -1)
+        return await self._mget_requests([text(i) for i in ids])
+
+    # --- timelines and notifications ------------------------------------------------------------------
+    @_bounded
+    async def append_timeline(self, entry: TimelineEntry) -> None:
+        _check_fragment("timeline entry id", entry.id)
+        _check_fragment("thread id", entry.thread_id)
+        if entry.thread_id.startswith("entry:"):  # would collide with {P}:timeline:entry:* (REF §4.2)
+            raise ValidationError('thread id must not start with "entry:"')
+
+        async def refused(_: Guard) -> None:
+            raise DuplicateRequestError("Timeline entry", entry.id)
+
+        await self._commit(
+            lambda _: ev.TimelineAppended(at=now_iso(), entry=entry),
+            guards=(Guard("nx", self.keys.timeline_entry(entry.id)),),
+            on_guard_failure=refused,
+        )
+
+    @_bounded
+    async def timeline(self, thread_id: str) -> builtins.list[TimelineEntry]:
+        ids = await self._io.zrange(self.keys.timeline(thread_id), 0, -1)
+        if not ids:
+            return []
+        values = await self._io.mget([self.keys.timeline_entry(text(i)) for i in ids])
+        return [decode_timeline_entry(v) for v in values if v is not None]
+
+    @_bounded
+    async def create_notify_delivery(self, record: NewNotifyDelivery) -> None:
+        _check_fragment("notify delivery id", record.id)
+
+        def make(_: Subject | None) -> ev.Event:
+            at = now_iso()
+            delivery = NotifyDeliveryRecord(
+                id=record.id, channel=record.channel, message=record.message, group_id=record.group_id, created_at=at
+            )
+            return ev.NotifyCreated(at=at, record=delivery)
+
+        async def refused(_: Guard) -> None:
+            raise DuplicateRequestError("Notify delivery", record.id)
+
+        await self._commit(make, guards=(Guard("nx", self.keys.notify(record.id)),), on_guard_failure=refused)
+
+    @_bounded
+    async def get_notify_delivery(self, delivery_id: str) -> NotifyDeliveryRecord | None:
+        raw = await self._io.get(self.keys.notify(delivery_id))
+        return None if raw is None else decode_notify(raw)
+
+    @_bounded
+    async def set_notify_delivery_external_id(self, delivery_id: str, external_id: str) -> None:
+        _check_fragment("external id", external_id)
+
+        def make(before: Subject | None) -> ev.Event:
+            if not isinstance(before, NotifyDeliveryRecord):
+                raise UnknownNotifyDeliveryError(delivery_id)
+            return ev.NotifyExternalIdSet(at=now_iso(), id=delivery_id, external_id=external_id)
+
+        await self._commit(make, subject_key=self.keys.notify(delivery_id), decode=decode_notify)
+
+    # --- leases ---------------------------------------------------------------------------------------
+    async def acquire_lease(self, name: str, ttl_ms: int) -> str | None:
+        """Claim `name` for `ttl_ms` unless someone holds it; the token to release it with, or `None`."""
+        token = os.urandom(12).hex()
+        taken = await self._io.execute_command("SET", self.keys.lease(name), token, "PX", ttl_ms, "NX")
+        return token if taken else None
+
+    async def renew_lease(self, name: str, token: str, ttl_ms: int) -> bool:
+        """Extend a lease we hold to `ttl_ms` from now; False if it is no longer ours."""
+        renewed = await self._io.execute_command("EVAL", RENEW_LUA, 1, self.keys.lease(name), token, ttl_ms)
+        return bool(renewed)
+
+    async def release_lease(self, name: str, token: str) -> None:
+        """Give a lease back, if it is still ours."""
+        await self._io.execute_command("EVAL", RELEASE_LUA, 1, self.keys.lease(name), token)
+
+    # --- history --------------------------------------------------------------------------------------
+    @_bounded
+    async def record(self, event: ev.Event) -> None:
+        """Append an audit event (delivered, reminded, resumed, ...). It changes no record."""
+        if not isinstance(event, ev.AUDIT_EVENTS):
+            raise ValidationError(f"record() takes audit events only, not {type(event).__name__}")
+        await self._commit(lambda _: event)
+
+    @_bounded
+    async def audit(self, subject_id: str) -> builtins.list[ev.AuditRecord]:
+        """Every event about one request, batch, notify delivery or thread, oldest first, in
+        O(its own events) through the audit index."""
+        listed, field = checked(
+            await run_commands(
+                self._io,
+                [
+                    ("LRANGE", self.keys.audit(subject_id), 0, -1),
+                    ("HGET", self.keys.audit_bucket(subject_id), subject_id),
+                ],
+            )
+        )
+        # A request's events (its field) and a batch's, delivery's or thread's (its LIST): one id can be both.
+        positions = [text(p) for p in listed]
+        if field is not None:
+            positions = sorted({*positions, *text(field).split(" ")}, key=_position_order)
+        if not positions:
+            return []
+        events = self.keys.events
+        found = await run_commands(self._io, [("XRANGE", events, position, position) for position in positions])
+        return [
+            ev.AuditRecord(position=text(rows[0][0]), event=ev.decode_event(_field(rows[0][1])))
+            for rows in checked(found)
+            if rows
+        ]
+
+    async def history(
+        self, *, since: str | None = None, until: str | None = None, batch_size: int = 1000
+    ) -> AsyncIterator[ev.AuditRecord]:
+        """Every event from `since` to `until` (stream ids, inclusive), streamed in batches."""
+        start = since or "-"
+        while True:
+            rows = await self.redis.xrange(self.keys.events, min=start, max=until or "+", count=batch_size)
+            for position, fields in rows:
+                yield ev.AuditRecord(position=text(position), event=ev.decode_event(_field(fields)))
+            if len(rows) < batch_size:
+                return
+            start = "(" + text(rows[-1][0])
+
+    # --- replay ---------------------------------------------------------------------------------------
+    async def rebuild(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> ReplayStats:
+        """Rewrite the whole projection from history. Byte-identical to the live projection when both
+        are right. Writers may keep writing: they wait while the replayed projection is swapped in."""
+        await self.ensure_schema()
+        return await rebuild(self.redis, self.keys, self.projector, progress=progress)
+
+    async def verify(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> DriftReport:
+        """Compare the projection with a replay of history, without touching the projection."""
+        await self.ensure_schema()
+        return await verify(self.redis, self.keys, self.projector, progress=progress)
+
+    async def adopt(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> AdoptReport:
+        """Take over a prefix written by the TypeScript `IoredisState` (projection keys, no history):
+        history starts with one imported event per record (see `hitl_streams.streams.adopt`)."""
+        report = await adopt(self.redis, self.keys, self.projector, progress=progress)
+        self._ready = False
+        return report
+
+
+def _field(fields: Any) -> bytes | str:
+    value = event_field(fields)
+    if value is None:
+        raise HitlError("stream entry without an 'event' field")
+    return value  # type: ignore[no-any-return]

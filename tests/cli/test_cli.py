@@ -1,0 +1,350 @@
+"""The `hitl-streams` operator commands through typer's CliRunner, against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from event_history import populate
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+from ts_layout import write_ts_layout
+from typer.testing import CliRunner
+
+from hitl_streams import StreamState
+from hitl_streams.cli import app
+from hitl_streams.history.keys import Keys
+from hitl_streams.testing.snapshot import snapshot
+
+pytestmark = pytest.mark.redis
+
+T = TypeVar("T")
+COMMANDS = ["migrate", "rebuild", "verify", "audit", "timeline", "stats", "export", "import", "adopt"]
+
+
+@pytest.fixture
+def cli(redis_url: str, table_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """Run `hitl-streams ARGS --redis-url ... --table ...`; returns the click Result."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str, table: str = table_name, input: str | bytes | None = None) -> Any:
+        return runner.invoke(app, [*args, "--redis-url", redis_url, "--table", table], input=input)
+
+    yield invoke
+    client = SyncRedis.from_url(redis_url)
+    marker = table_name.split(".")[0]
+    names = list(client.scan_iter(match=f"*{marker}*", count=1000))
+    if names:
+        client.delete(*names)
+    client.close()
+
+
+def on_redis(redis_url: str, table_name: str, body: Callable[[StreamState], Awaitable[T]]) -> T:
+    async def main() -> T:
+        client = Redis.from_url(redis_url)
+        try:
+            return await body(StreamState(client, table_name=table_name))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+def snap(redis_url: str, table_name: str) -> dict[str, Any]:
+    return on_redis(redis_url, table_name, lambda state: snapshot(state.redis, state.keys))
+
+
+def one_error_line(result: Any) -> str:
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("replaying: ")]
+    assert len(lines) == 1, result.stderr  # progress lines aside, the error is one line
+    assert lines[0].startswith("hitl-streams: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example_and_the_global_options(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stdout
+    assert "Example:" in result.stdout and f"hitl-streams {command}" in result.stdout
+    for option in ("--redis-url", "--table", "--cluster", "REDIS_URL"):
+        assert option in result.stdout
+
+
+def test_rebuild_over_live_keys_and_from_empty_is_byte_identical(
+    cli: Callable[..., Any], redis_url: str, table_name: str
+) -> None:
+    on_redis(redis_url, table_name, populate)
+    live = snap(redis_url, table_name)
+    assert len(live) > 20
+
+    declined = cli("rebuild", input="n\n")
+    assert declined.exit_code == 1 and snap(redis_url, table_name) == live
+
+    result = cli("rebuild", "--yes")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "rebuilt" in result.stdout and "events/s" in result.stdout
+    assert "replaying:" in result.stderr  # plain progress lines when not on a terminal
+    assert snap(redis_url, table_name) == live
+
+    client = SyncRedis.from_url(redis_url)
+    client.delete(*live)  # every projection key gone; history and meta stay
+    client.close()
+    assert snap(redis_url, table_name) == {}
+    result = cli("rebuild", input="y\n")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert snap(redis_url, table_name) == live
+
+
+def test_verify_names_a_deleted_index_entry_a_changed_value_and_an_extra_key(
+    cli: Callable[..., Any], redis_url: str, table_name: str
+) -> None:
+    on_redis(redis_url, table_name, populate)
+    clean = cli("verify")
+    assert clean.exit_code == 0 and clean.stdout.startswith("clean:")
+
+    p = Keys.for_table(table_name).prefix
+    client = SyncRedis.from_url(redis_url)
+    client.zrem(f"{p}:idx:status:pending", "r3")
+    client.set(f"{p}:req:r2", client.get(f"{p}:req:r2").replace(b'"namespace":"ops"', b'"namespace":"dev"'))
+    client.set(f"{p}:idx:ext:bogus", "r1")
+    client.close()
+
+    result = cli("verify")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("DRIFT:")
+    assert f"differing {p}:idx:status:pending" in result.stdout
+    assert f"differing {p}:req:r2" in result.stdout
+    assert f"extra     {p}:idx:ext:bogus" in result.stdout
+
+    as_json = cli("verify", "--json")
+    assert as_json.exit_code == 1
+    report = json.loads(as_json.stdout)
+    assert report["clean"] is False and report["extra"] == [f"{p}:idx:ext:bogus"]
+    assert report["differing"] == [f"{p}:idx:status:pending", f"{p}:req:r2"] and report["missing"] == []
+
+    client = SyncRedis.from_url(redis_url)
+    client.delete(f"{p}:idx:token:tok-r1")
+    client.close()
+    assert f"missing   {p}:idx:token:tok-r1" in cli("verify").stdout
+
+
+def test_audit_shows_a_requests_whole_life(cli: Callable[..., Any], redis_url: str, table_name: str) -> None:
+    on_redis(redis_url, table_name, populate)
+    result = cli("audit", "r1")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["TIME", "EVENT", "ACTOR", "DETAILS"]
+    kinds = [line.split()[1] for line in lines[1:]]
+    assert kinds == [
+        "request.created",
+        "request.delivered",
+        "request.external_id_set",
+        "request.external_id_set",
+        "request.redelivered",
+        "request.reminded",
+        "request.escalated",
+        "request.external_id_set",
+        "request.resolved",
+        "resume.attempted",
+        "resume.failed",
+        "resume.succeeded",
+        "timeline.appended",
+        "notify.created",
+        "timeline.appended",
+    ]
+    resolved = next(line for line in lines if "request.resolved" in line)
+    assert " Ann " in resolved and "action=approve" in resolved and 'feedbacks={"note":"ok"}' in resolved
+    assert "edited" in resolved
+    assert "engine down" in next(line for line in lines if "resume.failed" in line)
+    created = lines[1]
+    assert "channel=slack" in created and "actions=approve,deny" in created and created[:4] == lines[-1][:4]
+
+    as_json = cli("audit", "r1", "--json")
+    records = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [r["event"]["type"] for r in records] == kinds
+    assert records[8]["event"]["actor"] == {"id": "u1", "name": "Ann"}
+    assert all(r["position"] for r in records)
+
+    batch = cli("audit", "b1")
+    assert [line.split()[1] for line in batch.stdout.splitlines()[1:]] == [
+        "batch.created",
+        "request.created",
+        "request.created",
+        "batch.external_id_set",
+        "batch.delivered",
+    ]
+
+
+def test_timeline_and_stats(cli: Callable[..., Any], redis_url: str, table_name: str) -> None:
+    on_redis(redis_url, table_name, populate)
+    result = cli("timeline", "r1")
+    assert result.exit_code == 0
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert rows[0] == ["TIME", "ENTRY", "MESSAGE", "DETAIL"]
+    assert [r[1] for r in rows[1:]] == ["e1", "e2"] and rows[2][3] == '{"items":[]}'
+    entries = [json.loads(line) for line in cli("timeline", "r1", "--json").stdout.splitlines()]
+    assert [e["id"] for e in entries] == ["e1", "e2"] and entries[1]["detail"] == {"items": []}
+
+    stats = json.loads(cli("stats", "--json").stdout)
+    assert stats["requests"] == 5 and stats["byStatus"] == {"pending": 3, "resolved": 2}
+    assert stats["byNamespace"]["ops"] == {"total": 2, "pending": 1, "resolved": 1}
+    assert stats["streamLength"] > 20 and stats["stepsPending"] == [] and stats["memoryBytes"] > 0
+    text = cli("stats").stdout
+    assert "requests    5 (pending 3, resolved 2)" in text and "approximate" in text
+    assert "ops: 2 (pending 1, resolved 1)" in text
+
+
+def test_export_round_trips_through_import_and_rebuild(
+    cli: Callable[..., Any], redis_url: str, table_name: str
+) -> None:
+    on_redis(redis_url, table_name, populate)
+    exported = cli("export")
+    assert exported.exit_code == 0
+    lines = exported.stdout_bytes.splitlines(keepends=True)
+    assert len(lines) > 20 and all(json.loads(line)["event"]["type"] for line in lines)
+
+    positions = [json.loads(line)["position"] for line in lines]
+    window = cli("export", "--since", positions[3], "--until", positions[6])
+    assert window.stdout_bytes.splitlines(keepends=True) == lines[3:7]
+
+    copy = f"{table_name.split('.')[0]}.copy"
+    imported = cli("import", "-", table=copy, input=exported.stdout_bytes)
+    assert imported.exit_code == 0, imported.stderr
+    assert f"imported {len(lines)} events" in imported.stdout
+    assert cli("rebuild", "--yes", table=copy).exit_code == 0
+
+    def rebased(table: str) -> dict[str, Any]:
+        prefix = Keys.for_table(table).prefix
+        return {k[len(prefix) :]: v for k, v in snap(redis_url, table).items()}
+
+    assert rebased(copy) == rebased(table_name)
+    assert cli("export", table=copy).stdout_bytes == exported.stdout_bytes
+    assert cli("import", "-", table=copy, input=exported.stdout_bytes).exit_code == 5  # not empty any more
+
+
+def test_adopt_a_typescript_deployment_then_verify_is_clean(
+    cli: Callable[..., Any], redis_url: str, table_name: str
+) -> None:
+    prefix = Keys.for_table(table_name).prefix
+
+    async def write(state: StreamState) -> None:
+        await write_ts_layout(state.redis, prefix)
+
+    on_redis(redis_url, table_name, write)
+    refused = cli("verify")
+    assert refused.exit_code == 5 and "adopt" in one_error_line(refused)
+    assert cli("adopt", input="n\n").exit_code == 1
+
+    result = cli("adopt", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert "4 requests, 1 batches, 2 timeline entries, 1 notify deliveries -> 8 events" in result.stdout
+    assert f"dropped (points at nothing): {prefix}:idx:ext:gone" in result.stdout
+    assert cli("verify").exit_code == 0
+
+    async def read(state: StreamState) -> Any:
+        r2 = await state.get("r2")
+        token = await state.find_by_token("tok3")
+        page = await state.list(status="pending")
+        return r2, token, [r.id for r in page.items], [e.id for e in await state.timeline("r1")]
+
+    r2, token, pending, entries = on_redis(redis_url, table_name, read)
+    assert r2 is not None and r2.status == "resolved" and r2.context == {"tags": {}, "n": 3}
+    assert token is not None and token.id == "r3" and token.actions[0].label == "Go"
+    assert pending == ["r3", "r1"] and entries == ["e1", "e2"]
+    audit = cli("audit", "r1", "--json")
+    assert json.loads(audit.stdout.splitlines()[0])["event"]["type"] == "request.imported"
+
+    again = cli("adopt", "--yes")
+    assert again.exit_code == 5 and "already has history" in one_error_line(again)
+
+
+def test_migrate_applies_then_reports_up_to_date(cli: Callable[..., Any]) -> None:
+    status = cli("migrate", "--status")
+    assert status.exit_code == 0
+    assert status.stdout.count("pending ") == 7 and "0001_records" in status.stdout
+    applied = cli("migrate")
+    assert applied.exit_code == 0 and applied.stdout.startswith("applied 7 step(s): 0001_records")
+    again = cli("migrate")
+    assert again.stdout.startswith("up to date") and again.stdout.count("applied ") == 7
+
+
+def test_errors_are_one_line_with_a_nonzero_exit(
+    cli: Callable[..., Any], redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    unreachable = runner.invoke(app, ["stats", "--redis-url", "redis://127.0.0.1:1/0"])
+    assert unreachable.exit_code == 3
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in one_error_line(unreachable)
+
+    secret = runner.invoke(app, ["verify", "--redis-url", "redis://u:hunter2@127.0.0.1:1/0"])
+    assert secret.exit_code == 3 and "hunter2" not in one_error_line(secret)
+
+    bad_url = runner.invoke(app, ["stats", "--redis-url", "http://localhost:6379"])
+    assert bad_url.exit_code == 2 and "invalid Redis URL" in one_error_line(bad_url)
+
+    bad_table = runner.invoke(app, ["stats", "--redis-url", redis_url, "--table", "no-dashes.x"])
+    assert bad_table.exit_code == 2 and 'Invalid table name "no-dashes.x"' in one_error_line(bad_table)
+
+    nothing = runner.invoke(app, ["stats"])
+    assert nothing.exit_code == 2 and "REDIS_URL" in one_error_line(nothing)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    table = f"t_{uuid.uuid4().hex[:16]}.env"
+    assert runner.invoke(app, ["stats", "--table", table]).exit_code == 0  # REDIS_URL is the default
+
+    unknown = cli("audit", "no-such-id")
+    assert unknown.exit_code == 4 and 'Unknown request, batch, notify delivery or thread "no-such-id"' in (
+        one_error_line(unknown)
+    )
+    assert cli("timeline", "no-such-thread").exit_code == 4
+    bad_position = cli("export", "--since", "yesterday")
+    assert bad_position.exit_code == 2 and "Invalid stream position" in one_error_line(bad_position)
+    missing_file = cli("import", "/nonexistent/history.jsonl")
+    assert missing_file.exit_code == 2 and "no such file" in one_error_line(missing_file)
+    garbage = cli("import", "-", input="not json\n")
+    assert garbage.exit_code == 2 and "line 1: not an exported event" in one_error_line(garbage)
+
+
+def _entry_point() -> str:
+    import shutil
+    import sys
+    from pathlib import Path
+
+    found = Path(sys.executable).with_name("hitl-streams")
+    return str(found) if found.exists() else (shutil.which("hitl-streams") or "hitl-streams")
+
+
+def test_the_installed_command_streams_into_a_closed_pipe_and_fails_without_traceback(
+    cli: Callable[..., Any], redis_url: str, table_name: str
+) -> None:
+    import subprocess
+
+    on_redis(redis_url, table_name, populate)
+    command = f"{_entry_point()} export --redis-url {redis_url} --table {table_name} | head -n 1"
+    piped = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert piped.returncode == 0 and piped.stderr == ""
+    assert json.loads(piped.stdout)["event"]["type"] == "request.created"
+
+    down = subprocess.run(
+        [_entry_point(), "verify", "--redis-url", "redis://127.0.0.1:1/0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert down.returncode == 3 and down.stdout == ""
+    assert down.stderr.count("\n") == 1 and down.stderr.startswith("hitl-streams: error: cannot reach Redis")
+
+
+def test_cluster_option_on_a_plain_redis_is_one_clear_line(redis_url: str) -> None:
+    result = CliRunner().invoke(app, ["stats", "--cluster", "--redis-url", redis_url])
+    assert result.exit_code == 3
+    assert "Cluster mode is not enabled" in one_error_line(result)
