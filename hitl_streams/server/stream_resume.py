@@ -34,6 +34,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from typing import Any
 
 import msgspec
@@ -145,7 +146,8 @@ class StreamResumeQueue:
         self._acks = autobatched(redis)  # XACK, one per job: on the batching link, not a pool round trip
         self._keys = keys
         self._history: Auditable | None = state if isinstance(state, Auditable) else None
-        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
+        # Unique per queue: two servers in one process (or a restart reusing a pid) are two consumers.
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.claim_idle_ms = claim_idle_ms
         self.claim_every_ms = claim_every_ms if claim_every_ms is not None else min(2_500, max(claim_idle_ms // 4, 1))
         self.reap_idle_ms = reap_idle_ms if reap_idle_ms is not None else max(10 * claim_idle_ms, 300_000)

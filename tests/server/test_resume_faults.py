@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 
 from hitl_streams import StreamState
 from hitl_streams.actions import Action
-from hitl_streams.events import ResumeSucceeded
-from hitl_streams.keys import Keys
+from hitl_streams.history.events import ResumeSucceeded
+from hitl_streams.history.keys import Keys
 from hitl_streams.records import NewHumanRequest
 from hitl_streams.results import HumanResult, Resolved
 from hitl_streams.server import CallbackResolver, Hitl, RetryPolicy
@@ -240,25 +240,28 @@ async def test_a_destroyed_group_is_recreated_at_runtime_without_skips_or_repeat
         assert await succeeded(state, request_id) == 1
 
 
+IDLE_MS = 2000
+
+
 async def test_a_dead_replica_decisions_are_taken_over_within_the_claim_idle_time(
     redis: Any, table_name: str, keys: Keys
 ) -> None:
     state = StreamState(redis, table_name=table_name)
     stuck, live = Engine(hang=True), Engine()
-    dying = Hitl(state=state, resolver=CallbackResolver(stuck), retry=FAST, resume_claim_idle_ms=1000)
+    dying = Hitl(state=state, resolver=CallbackResolver(stuck), retry=FAST, resume_claim_idle_ms=IDLE_MS)
     await dying.start()
     try:
         tokens = [f"t{n}" for n in range(4)]
         await new_decisions(state, tokens)
         await until(lambda: len(stuck.calls) == len(tokens), what="the first replica holding every decision")
-        survivor = Hitl(state=state, resolver=CallbackResolver(live), retry=FAST, resume_claim_idle_ms=1000)
+        survivor = Hitl(state=state, resolver=CallbackResolver(live), retry=FAST, resume_claim_idle_ms=IDLE_MS)
         async with survivor:
-            await asyncio.sleep(1.5)  # beyond the claim idle time: the live replica's heartbeat keeps them
+            await asyncio.sleep(IDLE_MS / 1000 + 0.5)  # beyond the claim idle time: the heartbeat keeps them
             assert live.calls == []
             crash(dying)
             killed = time.monotonic()
-            await until(lambda: len(live.calls) == len(tokens), within=1 + 6, what="takeover")
-            assert time.monotonic() - killed < 1 + 6
+            await until(lambda: len(live.calls) == len(tokens), within=IDLE_MS / 1000 + 6, what="takeover")
+            assert time.monotonic() - killed < IDLE_MS / 1000 + 6
             await until(lambda: settled(redis, keys))
         assert sorted(live.tokens) == tokens
     finally:
