@@ -56,6 +56,13 @@ def serve(
         typer.Option("--webhook-secret", envvar="HITL_WEBHOOK_SECRET", help="HMAC key signing the webhook POSTs."),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    resume_claim_idle: Annotated[
+        float,
+        typer.Option(
+            "--resume-claim-idle",
+            help="Seconds before another replica takes over the decisions a dead replica held.",
+        ),
+    ] = 10.0,
 ) -> None:
     """Serve the HTTP API under uvicorn; with no Redis URL, on an embedded Redis-compatible server.
 
@@ -75,6 +82,7 @@ def serve(
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
             log_level=log_level,
+            resume_claim_idle=resume_claim_idle,
         ),
         echo=typer.echo,
     )

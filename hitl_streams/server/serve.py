@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from .asgi import BASE_PATH
 from .hitl import Hitl
 from .resolvers import Resolver, WebhookResolver
 
-__all__ = ["ServeOptions", "embedded_redis", "redact_url", "serve"]
+__all__ = ["ServeOptions", "embedded_redis", "redact_url", "serve", "serve_resolver"]
 
 log = logging.getLogger("hitl_streams.server")
 
@@ -42,6 +42,8 @@ class ServeOptions:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     log_level: str = "info"
+    resume_claim_idle: float = 10.0
+    """Seconds before another replica takes over the decisions of one that died (live ones renew theirs)."""
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -99,12 +101,11 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
         assert stream_state is not None
         state = stream_state(client, table_name=options.table, cluster=options.cluster)
         await state.ensure_schema()
-    resolver: Resolver | None = None
-    if options.webhook_url:
-        if not options.webhook_secret:
-            raise SystemExit("--webhook-url needs --webhook-secret (or HITL_WEBHOOK_SECRET)")
-        resolver = WebhookResolver(options.webhook_url, options.webhook_secret)
-    hitl = Hitl(state=state, resolver=resolver)
+    if options.resume_claim_idle <= 0:
+        raise SystemExit("--resume-claim-idle must be positive")
+    resolvers = contextlib.AsyncExitStack()
+    resolver = await resolvers.enter_async_context(serve_resolver(options))
+    hitl = Hitl(state=state, resolver=resolver, resume_claim_idle_ms=max(1, round(options.resume_claim_idle * 1000)))
     config = uvicorn.Config(hitl.asgi, host=options.host, port=options.port, lifespan="on", log_level=options.log_level)
     server = uvicorn.Server(config)
     echo(f"  resolver: {resolver!r}" if resolver else "  resolver: none (pass --webhook-url to resume workflows)")
@@ -117,8 +118,25 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
     try:
         await server.serve()
     finally:
+        await resolvers.aclose()
         if client is not None:
             await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def serve_resolver(options: ServeOptions) -> AsyncIterator[Resolver | None]:
+    """The resolver `serve` resumes workflows with: a `WebhookResolver` whose one HTTP client (a bounded
+    pool, reused by every resume) is closed on the way out; `None` without `--webhook-url`."""
+    if not options.webhook_url:
+        yield None
+        return
+    if not options.webhook_secret:
+        raise SystemExit("--webhook-url needs --webhook-secret (or HITL_WEBHOOK_SECRET)")
+    resolver = WebhookResolver(options.webhook_url, options.webhook_secret)
+    try:
+        yield resolver
+    finally:
+        await resolver.aclose()
 
 
 def serve(options: ServeOptions, echo: Callable[[str], None] = print) -> None:
