@@ -9,6 +9,7 @@ __all__ = [
     "FeedbackValidationError",
     "HitlError",
     "NotFoundError",
+    "NotReplicatedError",
     "SchemaError",
     "UnknownActionError",
     "UnknownBatchError",
@@ -91,3 +92,17 @@ class UnknownChannelError(ValidationError):
 
 class SchemaError(HitlError):
     """The projection schema could not be brought up to date (a migration failed or is unknown)."""
+
+
+class NotReplicatedError(HitlError):
+    """A write was applied on the primary, but fewer replicas than required (`StreamState(wait_replicas=N)`)
+    acknowledged it within the timeout: a failover now could lose it. Retrying is safe (writes carry op
+    ids) once the replicas are back."""
+
+    def __init__(self, acknowledged: int, required: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"only {acknowledged} of {required} replica(s) acknowledged the write within {timeout_ms} ms; "
+            "it is on the primary but could be lost on a failover"
+        )
+        self.acknowledged = acknowledged
+        self.required = required
