@@ -242,7 +242,9 @@ class StreamResumeQueue:
     async def done(self, job: ResumeJob) -> None:
         """Acknowledge `job`'s entry. Raises if that fails: the caller retries (the entry stays held)."""
         if job.handle:
-            await self._acks.xack(self._stream, self._group, job.handle)
+            reply = await self._acks.xack(self._stream, self._group, job.handle)
+            if isinstance(reply, BaseException):  # an error reply handed back as a value: it failed
+                raise reply
             self._inflight.discard(job.handle)
 
     # --- reading ----------------------------------------------------------------------------------------
