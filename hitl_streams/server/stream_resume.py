@@ -22,8 +22,9 @@ group (`Keys.resume_group`) reads them:
 
 The group is created at the start of the stream (`0`), so decisions recorded while no server ran are
 resumed too. A group that disappears while running (`NOGROUP`: `XGROUP DESTROY`, a flushed database) is
-created again at once, at the last entry this process read from the group: entries up to it were handed
-out already, later ones are read again, and those the history shows as resumed are skipped.
+created again at once, just before the oldest entry this consumer still holds (else at the last entry it
+read): entries before it were handed out and finished, later ones are read again, and those the history
+(or this process's memory) shows as resumed are skipped.
 """
 
 from __future__ import annotations
@@ -108,13 +109,22 @@ def _is_nogroup(exc: BaseException) -> bool:
     return isinstance(exc, ResponseError) and str(exc).startswith("NOGROUP")
 
 
+def _order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def _later(a: str | None, b: str) -> str:
     """The later of two stream ids."""
-    if a is None:
-        return b
-    am, _, aseq = a.partition("-")
-    bm, _, bseq = b.partition("-")
-    return a if (int(am), int(aseq or 0)) >= (int(bm), int(bseq or 0)) else b
+    return b if a is None or _order(b) > _order(a) else a
+
+
+def _before(entry_id: str) -> str:
+    """The stream id just before `entry_id` (a group created there delivers `entry_id` next)."""
+    ms, seq = _order(entry_id)
+    if seq > 0:
+        return f"{ms}-{seq - 1}"
+    return f"{ms - 1}-18446744073709551615" if ms > 0 else "0"
 
 
 class StreamResumeQueue:
@@ -280,8 +290,17 @@ class StreamResumeQueue:
         except ResponseError as exc:
             if not _is_nogroup(exc):
                 raise
-        await self._create_group(self._last_read or "0")
+        await self._create_group(self._recreate_at())
         return await call(*args)
+
+    def _recreate_at(self) -> str:
+        """Where a lost group starts again: just before the oldest entry this consumer still holds (read
+        again, they are in the new group's pending list, so a crash of this process does not lose them),
+        else at the last entry it read. Entries read again that were finished are skipped by their history."""
+        held = [*self._inflight, *(entry_id for entry_id, _ in self._unchecked)]
+        if not held:
+            return self._last_read or "0"
+        return _before(min(held, key=_order))
 
     async def _read_group(self, start: str, *block: str | int) -> Any:
         # XREADGROUP by its name: redis-py 8's `xreadgroup()` also computes a streaming-lag metric from

@@ -240,6 +240,34 @@ async def test_a_destroyed_group_is_recreated_at_runtime_without_skips_or_repeat
         assert await succeeded(state, request_id) == 1
 
 
+async def test_a_decision_in_flight_when_the_group_is_destroyed_stays_protected(
+    redis: Any, table_name: str, keys: Keys
+) -> None:
+    """The recreated group starts before what this server still holds: the entry in flight is in the new
+    group's pending list again (another replica could take it over if this one died), resumed once."""
+    state = StreamState(redis, table_name=table_name)
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def engine(token: str, result: HumanResult) -> None:
+        calls.append(token)
+        if token == "slow":
+            await release.wait()
+
+    async with hitl_on(state, engine, consumer="holder"):
+        ids = await new_decisions(state, ["slow"])
+        await until(lambda: calls == ["slow"])
+        await redis.xgroup_destroy(keys.events, keys.resume_group)
+        await new_decisions(state, ["after"])
+        await until(lambda: "after" in calls, within=10, what="the decision after the destroy")
+        entry = await decision_entry(redis, keys, ids["slow"])
+        rows = await redis.xpending_range(keys.events, keys.resume_group, min="-", max="+", count=100)
+        assert (entry, "holder") in {(r["message_id"].decode(), r["consumer"].decode()) for r in rows}
+        release.set()
+        await until(lambda: settled(redis, keys))
+    assert sorted(calls) == ["after", "slow"]
+
+
 IDLE_MS = 2000
 
 
