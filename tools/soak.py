@@ -22,9 +22,11 @@ import collections
 import contextlib
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -56,6 +58,7 @@ class Receiver:
     """The engine's webhook endpoint: checks signatures, records (token, idempotency key) per delivery."""
 
     deliveries: list[tuple[str, str]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
     bad_signatures: int = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -72,6 +75,7 @@ class Receiver:
         if verify_webhook(WEBHOOK_SECRET, body, headers.get("x-hitl-timestamp"), headers.get("x-hitl-signature")):
             payload = msgspec.json.decode(body)
             self.deliveries.append((payload["token"], headers.get("idempotency-key", "")))
+            self.times.append(time.monotonic())
         else:
             self.bad_signatures += 1
             status = 401
@@ -82,7 +86,7 @@ class Receiver:
 class Replica:
     """One `hitl-streams serve` process."""
 
-    def __init__(self, name: str, redis_url: str, webhook_url: str, claim_idle: float) -> None:
+    def __init__(self, name: str, redis_url: str, webhook_url: str, claim_idle: float, logs: Path) -> None:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -94,7 +98,7 @@ class Replica:
         ]  # fmt: skip
         self.env = {**os.environ, "HITL_SECRET": HITL_SECRET, "HITL_WEBHOOK_SECRET": WEBHOOK_SECRET}
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = Path(f"/tmp/hitl-soak-{name}-{self.port}.log")
+        self.log = logs / f"serve-{name}.log"
 
     def _spawn(self) -> None:
         with self.log.open("ab") as log:
@@ -184,6 +188,8 @@ def _restart_redis(server: ServerProcess) -> float:
 
 async def soak(args: argparse.Namespace) -> int:
     redis = ServerProcess(REDIS_ARGS, name="soak").start()
+    logs = Path(tempfile.mkdtemp(prefix="hitl-soak-"))
+    failed: Any = True
     receiver = Receiver()
     replicas: list[Replica] = []
     events: list[str] = []
@@ -194,7 +200,7 @@ async def soak(args: argparse.Namespace) -> int:
         web = uvicorn.Server(uvicorn.Config(receiver, host="127.0.0.1", port=receiver_port, log_level="warning"))
         web_task = asyncio.create_task(web.serve())
         webhook = f"http://127.0.0.1:{receiver_port}/resume"
-        replicas = [Replica(f"r{n}", redis.url, webhook, args.claim_idle) for n in range(2)]
+        replicas = [Replica(f"r{n}", redis.url, webhook, args.claim_idle, logs) for n in range(2)]
         for replica in replicas:
             await replica.start()
         load = Load(replicas, args.max_requests)
@@ -205,10 +211,11 @@ async def soak(args: argparse.Namespace) -> int:
             third = args.duration / 3
             await asyncio.sleep(third)
             took = await asyncio.to_thread(_restart_redis, redis)
-            events.append(f"redis SHUTDOWN + restart on its AOF at {third:.0f}s (down/LOADING {took:.1f}s)")
+            events.append(f"redis SHUTDOWN + restart on its AOF at {third:.0f}s (down, then LOADING: {took:.1f}s)")
             await asyncio.sleep(max(0.0, 2 * third - (time.monotonic() - started)))
             replicas[1].kill()
-            events.append(f"replica r1 SIGKILLed at {time.monotonic() - started:.0f}s")
+            killed_at = time.monotonic() - started
+            events.append(f"replica r1 SIGKILLed at {killed_at:.0f}s")
             await asyncio.sleep(1.0)
             await replicas[1].start()
             events.append("replica r1 started again")
@@ -244,6 +251,13 @@ async def soak(args: argparse.Namespace) -> int:
         print(f"deliveries:              {len(receiver.deliveries)} ({len(delivered)} decisions)")
         print(f"duplicated deliveries:   {duplicated} (same idempotency key: {sum(n - 1 for n in by_key.values())})")
         print(f"duplicates after dedupe: {after_dedupe} (by idempotency key; must be 0)")
+        repeats = sorted(
+            at - started
+            for (token, _), at in zip(receiver.deliveries, receiver.times, strict=True)
+            if delivered[token] > 1
+        )
+        if repeats:
+            print(f"  deliveries of repeated decisions at: {', '.join(f'{t:.1f}s' for t in repeats)}")
         print(f"bad signatures:          {receiver.bad_signatures}")
         print(f"verify:                  {'clean' if report.clean else report} ({report.events} events)")
         print("status codes:")
@@ -258,6 +272,10 @@ async def soak(args: argparse.Namespace) -> int:
             replica.stop()
         await client.aclose()
         redis.stop()
+        if failed:
+            print(f"server logs kept in {logs}")
+        else:
+            shutil.rmtree(logs, ignore_errors=True)
 
 
 def main() -> None:
