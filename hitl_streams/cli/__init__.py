@@ -63,6 +63,14 @@ def serve(
             help="Seconds before another replica takes over the decisions a dead replica held.",
         ),
     ] = 10.0,
+    wait_replicas: Annotated[
+        int,
+        typer.Option(
+            "--wait-replicas",
+            min=0,
+            help="After every write, wait (up to 1 s) for this many Redis replicas to acknowledge it.",
+        ),
+    ] = 0,
 ) -> None:
     """Serve the HTTP API under uvicorn; with no Redis URL, on an embedded Redis-compatible server.
 
@@ -83,6 +91,7 @@ def serve(
             webhook_secret=webhook_secret,
             log_level=log_level,
             resume_claim_idle=resume_claim_idle,
+            wait_replicas=wait_replicas,
         ),
         echo=typer.echo,
     )

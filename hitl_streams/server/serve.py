@@ -44,6 +44,8 @@ class ServeOptions:
     log_level: str = "info"
     resume_claim_idle: float = 10.0
     """Seconds before another replica takes over the decisions of one that died (live ones renew theirs)."""
+    wait_replicas: int = 0
+    """After every write, wait for this many replicas to acknowledge it (`StreamState(wait_replicas=)`)."""
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -99,7 +101,9 @@ async def _run(options: ServeOptions, redis_url: str | None, echo: Callable[[str
         client = connect(redis_url, cluster=options.cluster)
         stream_state = _stream_state_class()
         assert stream_state is not None
-        state = stream_state(client, table_name=options.table, cluster=options.cluster)
+        state = stream_state(
+            client, table_name=options.table, cluster=options.cluster, wait_replicas=options.wait_replicas
+        )
         await state.ensure_schema()
     if options.resume_claim_idle <= 0:
         raise SystemExit("--resume-claim-idle must be positive")
