@@ -372,3 +372,18 @@ async def test_resolvers_without_the_keyword_keep_working(redis: Any, table_name
     queue = StreamResumeQueue(state.redis, state.keys, state, consumer="cls", block_ms=50)
     async with Hitl(state=state, resolver=OldResolver(), retry=FAST, resume_queue=queue):
         await until(lambda: calls == ["a", "class:b"])
+
+
+async def test_in_memory_the_key_is_the_request_id() -> None:
+    from hitl_streams import InMemoryState
+
+    engine = Engine()
+    hitl = Hitl(state=InMemoryState(), resolver=CallbackResolver(engine), retry=FAST)
+    async with hitl:
+        request_id = str(uuid.uuid4())
+        await hitl.state.create(
+            NewHumanRequest(id=request_id, token="tok", channel="inbox", message="m", actions=[Action(id="approve")])
+        )
+        await hitl.inbox.resolve(request_id, action_id="approve")
+        await until(lambda: bool(engine.calls))
+    assert engine.calls == [("tok", request_id)]
