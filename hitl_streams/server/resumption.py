@@ -163,6 +163,8 @@ class Resumer:
     _runner: asyncio.Task[None] | None = None
     _jobs: set[asyncio.Task[None]] = field(default_factory=set)
     _closing: bool = False
+    _finishing: set[asyncio.Task[Any]] = field(default_factory=set)
+    """Job tasks past a successful resolver call, recording it."""
     _resumed: collections.OrderedDict[str, bool] = field(default_factory=collections.OrderedDict)
     """Idempotency keys of decisions resumed by this process -> whether `resume.succeeded` is recorded."""
     _keyed: bool | None = None
@@ -189,8 +191,15 @@ class Resumer:
         if runner is not None:
             # The runner notices `_closing` when `get` returns; cancel only if it does not.
             await _settle([runner], self.grace, cancel_first=False)
-        await _settle(list(self._jobs), self.grace, cancel_first=True)
+        # Jobs whose workflow was resumed get `grace` to record it (else the next server resumes them
+        # again); the others are cancelled at once and their entries handed back.
+        finishing = [task for task in self._jobs if task in self._finishing]
+        others = [task for task in self._jobs if task not in self._finishing]
+        await asyncio.gather(
+            _settle(finishing, self.grace, cancel_first=False), _settle(others, self.grace, cancel_first=True)
+        )
         self._jobs.clear()
+        self._finishing.clear()
         await self.queue.stop()
 
     async def _run(self) -> None:
@@ -222,6 +231,7 @@ class Resumer:
 
             def finished(task: asyncio.Task[None]) -> None:
                 self._jobs.discard(task)
+                self._finishing.discard(task)
                 slots.release()
 
             task.add_done_callback(finished)
@@ -253,9 +263,10 @@ class Resumer:
         self._resumed[key] = recorded
         self._resumed.move_to_end(key)
         while len(self._resumed) > self.remember:
-            oldest = next(iter(self._resumed))
-            if not self._resumed[oldest]:
-                break  # its bookkeeping is still retried: keep it
+            # The oldest recorded one (the history has it); keys still being recorded stay.
+            oldest = next((k for k, recorded in self._resumed.items() if recorded), None)
+            if oldest is None:
+                break
             del self._resumed[oldest]
 
     async def _finish(self, job: ResumeJob, final: Event | None, *, succeeded: bool = False) -> None:
@@ -335,6 +346,9 @@ class Resumer:
                     error = _describe(exc, token)
                 else:
                     self._remember(key, False)
+                    current = asyncio.current_task()
+                    if current is not None:
+                        self._finishing.add(current)
                     await self._finish(job, ResumeSucceeded(at=now_iso(), attempt=attempt, **ids), succeeded=True)
                     return
             failures += 1

@@ -141,6 +141,28 @@ async def test_a_failing_record_of_the_success_never_resumes_twice(
         await client.aclose()
 
 
+async def test_a_clean_stop_lets_a_resumed_decision_be_recorded_first(
+    redis_proxy: ReplyDropProxy, redis: Any, table_name: str, keys: Keys
+) -> None:
+    """Stopped right after the engine answered, while recording it still fails: the stop waits (within
+    its grace) for the record instead of handing the decision to the next server to resume again."""
+    client = Redis.from_url(redis_proxy.url)
+    state = StreamState(client, table_name=table_name)
+    try:
+        ids = await new_decisions(state, ["tok"])
+        redis_proxy.fail_next(lambda args: any(b"resume.succeeded" in a for a in args), times=4)
+        engine = Engine()
+        async with hitl_on(state, engine, consumer="first"):
+            await until(lambda: bool(engine.calls))
+        assert await succeeded(state, ids["tok"]) == 1
+        async with hitl_on(state, engine, consumer="second"):
+            await asyncio.sleep(0.3)
+            await until(lambda: settled(redis, keys))
+        assert engine.tokens == ["tok"]
+    finally:
+        await client.aclose()
+
+
 async def test_a_failed_acknowledgement_is_retried_and_the_task_survives(
     redis_proxy: ReplyDropProxy, redis: Any, table_name: str, keys: Keys, caplog: pytest.LogCaptureFixture
 ) -> None:
