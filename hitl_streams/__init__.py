@@ -14,6 +14,7 @@ from .actions import (
     normalize_actions,
     validate_actions,
 )
+from .durations import Duration, parse_duration
 from .errors import (
     AlreadyResolvedError,
     DuplicateRequestError,
@@ -40,6 +41,7 @@ from .records import (
     NotifyDeliveryRecord,
     TimelineEntry,
 )
+from .reminders import escalate, remind
 from .results import HumanResult, Resolved, Reviewer, TimedOut, is_resolved
 from .server import (
     Adapter,
@@ -69,6 +71,7 @@ __all__ = [
     "DeliveryError",
     "DuplicateRequestError",
     "DuplicateTokenError",
+    "Duration",
     "FeedbackValidationError",
     "Field",
     "Hitl",
@@ -104,8 +107,11 @@ __all__ = [
     "WebhookResolver",
     "__version__",
     "actions",
+    "escalate",
     "field",
     "is_resolved",
     "normalize_actions",
+    "parse_duration",
+    "remind",
     "validate_actions",
 ]
