@@ -297,10 +297,12 @@ class StreamResumeQueue:
         """Where a lost group starts again: just before the oldest entry this consumer still holds (read
         again, they are in the new group's pending list, so a crash of this process does not lose them),
         else at the last entry it read. Entries read again that were finished are skipped by their history."""
+        if self._last_read is None:
+            return "0"  # nothing read yet: from the start (the history filters what was resumed)
         held = [*self._inflight, *(entry_id for entry_id, _ in self._unchecked)]
         if not held:
-            return self._last_read or "0"
-        return _before(min(held, key=_order))
+            return self._last_read
+        return min(_before(min(held, key=_order)), self._last_read, key=_order)
 
     async def _read_group(self, start: str, *block: str | int) -> Any:
         # XREADGROUP by its name: redis-py 8's `xreadgroup()` also computes a streaming-lag metric from
