@@ -171,6 +171,8 @@ class StreamResumeQueue:
         self._last_read: str | None = None
         """The last entry this process read with `>`: where a lost group is created again."""
         self._next_claim = 0.0
+        self._claim_after = 0.0
+        self._recovering = False
         self._next_reap = 0.0
         self._beating: asyncio.Task[None] | None = None
 
@@ -259,6 +261,13 @@ class StreamResumeQueue:
 
     # --- reading ----------------------------------------------------------------------------------------
     async def _fill(self) -> None:
+        try:
+            await self._fill_buffer()
+        except Exception:
+            self._unreachable()
+            raise
+
+    async def _fill_buffer(self) -> None:
         if self._unchecked:
             await self._check()
             if self._buffer:
@@ -267,7 +276,11 @@ class StreamResumeQueue:
         if now >= self._next_claim:
             self._next_claim = now + self.claim_every_ms / 1000
             await self._in_group(self._read_own_pending)
-            await self._in_group(self._claim_abandoned)
+            if self._recovering:  # Redis answers again: the quiet period starts now
+                self._recovering = False
+                self._claim_after = time.monotonic() + self.claim_idle_ms / 2000
+            if now >= self._claim_after:
+                await self._in_group(self._claim_abandoned)
             if now >= self._next_reap:
                 self._next_reap = now + min(60.0, self.reap_idle_ms / 1000)
                 try:
@@ -339,16 +352,29 @@ class StreamResumeQueue:
                 queued.add(entry[0])
 
     async def _heartbeat(self) -> None:
-        """Keep the entries this consumer holds from looking abandoned, however long a job takes."""
+        """Keep the entries this consumer holds from looking abandoned, however long a job takes. After a
+        failed renewal it tries again soon: once Redis is back, its entries must look alive before the
+        other consumers' quiet period (`_unreachable`) ends."""
+        interval = self.claim_idle_ms / 3000
+        delay = interval
         while True:
-            await asyncio.sleep(self.claim_idle_ms / 3000)
+            await asyncio.sleep(delay)
+            delay = interval
             held = list(self._inflight) + [entry_id for entry_id, _ in self._unchecked]
             if held:
                 try:
                     await self._redis.xclaim(self._stream, self._group, self.consumer, 0, held, justid=True)
-                except Exception:
-                    log.warning("hitl: could not renew %d resume job(s)", len(held), exc_info=True)
+                except Exception as exc:
+                    self._unreachable()
+                    delay = min(interval, 0.5)
+                    log.warning("hitl: could not renew %d resume job(s): %s: %s", len(held), type(exc).__name__, exc)
             reraise_lost_cancel()
+
+    def _unreachable(self) -> None:
+        """Redis failed us: once it answers again, do not take over other consumers' entries for half the
+        claim idle time. Their idle times grew while nobody could renew anything; their owners renew them
+        first (a failed heartbeat retries within 0.5 s), so a live consumer's work is not resumed twice."""
+        self._recovering = True
 
     async def _claim_abandoned(self) -> None:
         start = "0-0"

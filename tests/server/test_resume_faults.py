@@ -9,6 +9,7 @@ a running server, a replica's tasks die while it holds decisions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -26,6 +27,8 @@ from hitl_streams.records import NewHumanRequest
 from hitl_streams.results import HumanResult, Resolved
 from hitl_streams.server import CallbackResolver, Hitl, RetryPolicy
 from hitl_streams.server.stream_resume import StreamResumeQueue
+from hitl_streams.streams.connect import connect
+from hitl_streams.testing._servers import ServerProcess, resp_command
 from hitl_streams.testing.proxy import ReplyDropProxy
 
 FAST = RetryPolicy(initial=0.01, maximum=0.05, jitter=0)
@@ -316,6 +319,45 @@ async def test_a_dead_replica_decisions_are_taken_over_within_the_claim_idle_tim
         assert sorted(live.tokens) == tokens
     finally:
         crash(dying)
+
+
+@pytest.mark.slow
+async def test_after_a_redis_outage_longer_than_the_claim_idle_time_live_replicas_keep_their_work(
+    table_name: str,
+) -> None:
+    """Redis is down longer than `claim_idle_ms`: every entry looks abandoned when it is back. The replica
+    that holds a decision renews it before the other one may claim anything, so it is resumed once."""
+    server = ServerProcess(["--appendonly", "yes", "--appendfsync", "always", "--save", ""], name="outage").start()
+    client = connect(server.url)
+    holder_engine, other_engine = Engine(hang=True), Engine()
+    holder = other = None
+    try:
+        state = StreamState(client, table_name=table_name)
+        holder = Hitl(state=state, resolver=CallbackResolver(holder_engine), retry=FAST, resume_claim_idle_ms=2000)
+        await holder.start()
+        await new_decisions(state, ["held"])
+        await until(lambda: holder_engine.tokens == ["held"])
+        other = Hitl(state=state, resolver=CallbackResolver(other_engine), retry=FAST, resume_claim_idle_ms=2000)
+        await other.start()
+        await asyncio.sleep(0.3)
+
+        def outage() -> None:
+            with contextlib.suppress(OSError):
+                resp_command(server.port, "SHUTDOWN")
+            assert server.proc is not None
+            server.proc.wait(timeout=30)
+            time.sleep(3.0)  # longer than the claim idle time
+            server.restart()
+
+        await asyncio.to_thread(outage)
+        await asyncio.sleep(4.0)  # two claim idle times with Redis back: a takeover would have happened
+        assert other_engine.calls == []
+    finally:
+        for hitl in (other, holder):
+            if hitl is not None:
+                crash(hitl)
+        await client.aclose()
+        server.stop()
 
 
 def test_takeover_is_quick_by_default() -> None:
