@@ -16,7 +16,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MovedError, NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._time import iso_to_ms, now_iso
 from ..errors import (
@@ -616,23 +618,41 @@ class StreamState:
 
 async def _on_one_cluster_connection(cluster: Any, key: str, commands: Sequence[Sequence[Any]]) -> list[Any]:
     """Send `commands` on one connection of the node serving `key` (WAIT has no key a cluster client
-    could route by); their replies, an error reply as its exception."""
-    node = cluster.get_node_from_key(key)
-    connection = node.acquire_connection()
-    try:
-        await connection.send_packed_command(connection.pack_commands(commands))
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(await connection.read_response())
-            except ResponseError as exc:
-                replies.append(exc)
-        return replies
-    except BaseException:
-        await connection.disconnect()  # replies may be left unread: never hand the connection back dirty
-        raise
-    finally:
+    could route by); their replies, an error reply as its exception. A `MOVED` reply or a broken
+    connection (a failover) refreshes the client's slot map and tries again, a few times: re-sending a
+    write is safe (op ids)."""
+    for attempt in range(_CLUSTER_ATTEMPTS):
+        node = cluster.get_node_from_key(key)
+        connection = node.acquire_connection()
+        try:
+            await connection.send_packed_command(connection.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except (RedisConnectionError, RedisTimeoutError):
+            await connection.disconnect()  # replies may be left unread: never hand the connection back dirty
+            node.release(connection)
+            if attempt == _CLUSTER_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.25)
+            await cluster.nodes_manager.initialize()
+            continue
+        except BaseException:
+            await connection.disconnect()
+            node.release(connection)
+            raise
         node.release(connection)
+        if isinstance(replies[0], MovedError) and attempt < _CLUSTER_ATTEMPTS - 1:
+            await cluster.nodes_manager.move_slot(replies[0])
+            continue
+        return replies
+    raise AssertionError("unreachable")
+
+
+_CLUSTER_ATTEMPTS = 4
 
 
 def _field(fields: Any) -> bytes | str:
