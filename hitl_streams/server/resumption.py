@@ -213,15 +213,21 @@ class Resumer:
                 log.exception("hitl: starting the resume queue failed; retrying in 1 s")
                 await asyncio.sleep(1.0)
         slots = asyncio.Semaphore(self.concurrency)
+        failing = 0
         while not self._closing:
             try:
                 job = await self.queue.get()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("hitl: reading resume jobs failed; retrying in 1 s")
+            except Exception as exc:
+                # The first failure of a streak with its traceback, the next ones in a line (an outage).
+                failing += 1
+                log.warning(
+                    "hitl: reading resume jobs failed (%s); retrying in 1 s", _describe(exc), exc_info=failing == 1
+                )
                 await asyncio.sleep(1.0)
                 continue
+            failing = 0
             reraise_lost_cancel()
             if job is None:
                 continue
