@@ -17,6 +17,7 @@ __all__ = [
     "HitlError",
     "HitlHttpError",
     "NotFoundError",
+    "NotReplicatedError",
     "SchemaError",
     "StateUnavailableError",
     "TooLargeError",
@@ -141,3 +142,17 @@ class TooLargeError(ValidationError):
 
 class StateUnavailableError(HitlError):
     """The state does not answer (Redis down, loading, failing over). HTTP 503 with `Retry-After`."""
+
+
+class NotReplicatedError(HitlError):
+    """A write was applied on the primary, but fewer replicas than required (`StreamState(wait_replicas=N)`)
+    acknowledged it within the timeout: a failover now could lose it. Retrying is safe (writes carry op
+    ids) once the replicas are back."""
+
+    def __init__(self, acknowledged: int, required: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"only {acknowledged} of {required} replica(s) acknowledged the write within {timeout_ms} ms; "
+            "it is on the primary but could be lost on a failover"
+        )
+        self.acknowledged = acknowledged
+        self.required = required

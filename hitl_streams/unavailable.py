@@ -11,12 +11,13 @@ from typing import Final
 
 from redis import exceptions as rx
 
-from .errors import StateUnavailableError
+from .errors import NotReplicatedError, StateUnavailableError
 
 __all__ = ["UNAVAILABLE", "is_unavailable"]
 
 UNAVAILABLE: Final[tuple[type[BaseException], ...]] = (
     StateUnavailableError,
+    NotReplicatedError,  # written on the primary, but the replicas asked for did not confirm in time
     rx.ConnectionError,  # includes BusyLoadingError (LOADING) and MaxConnectionsError
     rx.TimeoutError,
     rx.TryAgainError,

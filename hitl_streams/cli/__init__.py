@@ -144,6 +144,23 @@ def serve(
             help="Serve a non-loopback --host without HITL_SECRET: an open API anyone reaching the port can use.",
         ),
     ] = False,
+    resume_claim_idle: Annotated[
+        float,
+        typer.Option(
+            "--resume-claim-idle",
+            metavar="SECONDS",
+            help="Seconds before another replica takes over the decisions a dead replica held.",
+        ),
+    ] = 10.0,
+    wait_replicas: Annotated[
+        int,
+        typer.Option(
+            "--wait-replicas",
+            metavar="N",
+            min=0,
+            help="After every write, wait (up to 1 s) for this many Redis replicas to acknowledge it.",
+        ),
+    ] = 0,
 ) -> None:
     """Serve the HTTP API under uvicorn; with no Redis URL, on an embedded Redis-compatible server.
 
@@ -174,6 +191,8 @@ def serve(
         public_url=public_url,
         trust_proxy_header=trust_proxy_header,
         insecure_no_secret=insecure_no_secret,
+        resume_claim_idle=resume_claim_idle,
+        wait_replicas=wait_replicas,
     )
     try:
         run(options, echo=typer.echo)

@@ -36,12 +36,15 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "Hitl", "default_resume_queue"]
 DEFAULT_MAX_BODY_BYTES = MAX_BODY_BYTES
 
 
-def default_resume_queue(state: State, *, include_timeouts: bool = True) -> ResumeQueue:
+def default_resume_queue(
+    state: State, *, include_timeouts: bool = True, claim_idle_ms: int | None = None
+) -> ResumeQueue:
     """The stream-driven queue for `StreamState`, else an in-process one."""
     if getattr(state, "kind", None) == "redis-streams":
         from .stream_resume import StreamResumeQueue
 
-        return StreamResumeQueue.for_state(state, include_timeouts=include_timeouts)
+        options = {} if claim_idle_ms is None else {"claim_idle_ms": claim_idle_ms}
+        return StreamResumeQueue.for_state(state, include_timeouts=include_timeouts, **options)
     return MemoryResumeQueue()
 
 
@@ -64,6 +67,8 @@ class Hitl:
     - `retry`: backoff between resume attempts; `resume_queue`: where resume jobs come from (default:
       the Redis stream for `StreamState`, in process otherwise); `resume_timeouts`: also resume a
       workflow with its `TimedOut` result, which closes waits the client abandoned.
+    - `resume_claim_idle_ms`: on `StreamState`, how long the decisions a dead replica held wait before
+      another replica takes them over (10 s by default; live replicas renew theirs every third of it).
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class Hitl:
         resume_timeouts: bool = True,
         inbox: InboxSettings | bool | None = None,
         body_timeout: float = BODY_READ_TIMEOUT_SECONDS,
+        resume_claim_idle_ms: int | None = None,
     ) -> None:
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be positive")
@@ -95,7 +101,7 @@ class Hitl:
         self._queue = (
             resume_queue
             if resume_queue is not None
-            else default_resume_queue(self.state, include_timeouts=resume_timeouts)
+            else default_resume_queue(self.state, include_timeouts=resume_timeouts, claim_idle_ms=resume_claim_idle_ms)
         )
         self._resumer = (
             None

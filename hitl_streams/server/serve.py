@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,16 @@ from .hitl import Hitl
 from .inbox_settings import InboxSettings
 from .resolvers import Resolver, WebhookResolver
 
-__all__ = ["ServeError", "ServeOptions", "embedded_redis", "exposure_refusal", "is_loopback", "redact_url", "serve"]
+__all__ = [
+    "ServeError",
+    "ServeOptions",
+    "embedded_redis",
+    "exposure_refusal",
+    "is_loopback",
+    "redact_url",
+    "serve",
+    "serve_resolver",
+]
 
 log = logging.getLogger("hitl_streams.server")
 
@@ -81,6 +90,10 @@ class ServeOptions:
     trust_proxy_header: str | None = None
     insecure_no_secret: bool = False
     """Serve a non-loopback address without `HITL_SECRET` (an open API); refused otherwise."""
+    resume_claim_idle: float = 10.0
+    """Seconds before another replica takes over the decisions of one that died (live ones renew theirs)."""
+    wait_replicas: int = 0
+    """After every write, wait for this many replicas to acknowledge it (`StreamState(wait_replicas=)`)."""
 
 
 class ServeError(Exception):
@@ -225,6 +238,8 @@ def _check_options(options: ServeOptions) -> None:
     """What can be refused before anything starts."""
     if options.webhook_url and not options.webhook_secret:
         raise ServeError("--webhook-url needs --webhook-secret (or HITL_WEBHOOK_SECRET)", 2)
+    if options.resume_claim_idle <= 0:
+        raise ServeError("--resume-claim-idle must be positive", 2)
     try:
         check_one_resolver(options)
     except SystemExit as exc:
@@ -253,16 +268,17 @@ async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], 
         try:
             stream_state = _stream_state_class()
             assert stream_state is not None
-            state = stream_state(client, table_name=options.table, cluster=options.cluster)
+            state = stream_state(
+                client, table_name=options.table, cluster=options.cluster, wait_replicas=options.wait_replicas
+            )
             await state.ensure_schema()
         except BaseException:
             await client.aclose()
             raise
     for line in banner:
         echo(line)
-    resolver: Resolver | None = None
-    if options.webhook_url and options.webhook_secret:
-        resolver = WebhookResolver(options.webhook_url, options.webhook_secret)
+    resolvers = contextlib.AsyncExitStack()
+    resolver: Resolver | None = await resolvers.enter_async_context(serve_resolver(options))
     if engine_resolver is not None:
         resolver = engine_resolver
     inbox = (
@@ -270,7 +286,12 @@ async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], 
         if options.inbox
         else None
     )
-    hitl = Hitl(state=state, resolver=resolver, inbox=inbox)
+    hitl = Hitl(
+        state=state,
+        resolver=resolver,
+        inbox=inbox,
+        resume_claim_idle_ms=max(1, round(options.resume_claim_idle * 1000)),
+    )
     config = uvicorn.Config(
         hitl.asgi,
         host=options.host,
@@ -309,11 +330,28 @@ async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], 
     try:
         await server.serve()
     finally:
+        await resolvers.aclose()
         if client is not None:
             await client.aclose()
         close = getattr(engine_resolver, "close", None)
         if close is not None:
             await close()
+
+
+@contextlib.asynccontextmanager
+async def serve_resolver(options: ServeOptions) -> AsyncIterator[Resolver | None]:
+    """The resolver `serve` resumes workflows with: a `WebhookResolver` whose one HTTP client (a bounded
+    pool, reused by every resume) is closed on the way out; `None` without `--webhook-url`."""
+    if not options.webhook_url:
+        yield None
+        return
+    if not options.webhook_secret:
+        raise SystemExit("--webhook-url needs --webhook-secret (or HITL_WEBHOOK_SECRET)")
+    resolver = WebhookResolver(options.webhook_url, options.webhook_secret)
+    try:
+        yield resolver
+    finally:
+        await resolver.aclose()
 
 
 def serve(options: ServeOptions, echo: Callable[[str], None] = print) -> None:

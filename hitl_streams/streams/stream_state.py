@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MovedError, NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._time import iso_to_ms, now_iso
 from ..errors import (
@@ -25,6 +27,7 @@ from ..errors import (
     DuplicateRequestError,
     DuplicateTokenError,
     HitlError,
+    NotReplicatedError,
     UnknownBatchError,
     UnknownNotifyDeliveryError,
     UnknownRequestError,
@@ -139,8 +142,16 @@ class StreamState:
         projector: Projector | None = None,
         autobatch: bool = True,
         subject_cache_bytes: int = 32 * 2**20,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
+        if wait_replicas < 0 or wait_timeout_ms < 0:
+            raise ValueError("wait_replicas and wait_timeout_ms must not be negative")
         self.redis = redis
+        # With `wait_replicas`, every write is followed by `WAIT n timeout` on its own connection, and a
+        # write that fewer replicas acknowledged raises NotReplicatedError (see _write).
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         # Hot-path commands go through `_io`: with `autobatch`, commands issued by concurrent tasks in one
         # loop tick share one socket write (hitl_streams/streams/autobatch.py). Each stays its own command, so every
         # script is still atomic on its own. Cluster clients and anything but a plain redis.asyncio.Redis
@@ -223,9 +234,9 @@ class StreamState:
                 checks.append(Guard("eq", subject_key, raw))
             command = commit_command(self.keys.events, op_bucket, op_id, ev.encode_event(event), checks, ops)
             try:
-                outcome = commit_outcome(await self._io.execute_command(*command))
+                outcome = commit_outcome(await self._write(command))
             except NoScriptError:
-                outcome = commit_outcome(await self._io.execute_command(*as_eval(command)))
+                outcome = commit_outcome(await self._write(as_eval(command)))
             if outcome.status == 1:
                 for code, key, args in ops:
                     if code == "S" and key.startswith(self._req_prefix):
@@ -255,6 +266,29 @@ class StreamState:
                 await on_guard_failure(failed)
             raise HitlError(f"write refused by a guard on {failed.key}")
         raise HitlError(f"{subject_key} changed {_MAX_CAS_ATTEMPTS} times while writing; giving up")
+
+    async def _write(self, command: Sequence[Any]) -> Any:
+        """Run one commit command; with `wait_replicas`, then `WAIT` on the same connection for that many
+        replicas to acknowledge it (raising NotReplicatedError when fewer do within the timeout)."""
+        if not self.wait_replicas:
+            return await self._io.execute_command(*command)
+        wait = ("WAIT", self.wait_replicas, self.wait_timeout_ms)
+        if self.cluster:
+            reply, acknowledged = await _on_one_cluster_connection(self.redis, self.keys.events, [command, wait])
+        else:
+            # A pipeline (not MULTI) on a pooled connection: WAIT covers this connection's writes, and it
+            # blocks only that connection, not the batching one everybody else shares.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.execute_command(*command)
+                pipe.execute_command(*wait)
+                reply, acknowledged = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, BaseException):
+            raise reply
+        if isinstance(acknowledged, BaseException):
+            raise acknowledged
+        if int(acknowledged) < self.wait_replicas:
+            raise NotReplicatedError(int(acknowledged), self.wait_replicas, self.wait_timeout_ms)
+        return reply
 
     # --- requests -------------------------------------------------------------------------------------
     @_bounded
@@ -636,6 +670,45 @@ class StreamState:
         report = await adopt(self.redis, self.keys, self.projector, progress=progress)
         self._ready = False
         return report
+
+
+async def _on_one_cluster_connection(cluster: Any, key: str, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """Send `commands` on one connection of the node serving `key` (WAIT has no key a cluster client
+    could route by); their replies, an error reply as its exception. A `MOVED` reply or a broken
+    connection (a failover) refreshes the client's slot map and tries again, a few times: re-sending a
+    write is safe (op ids)."""
+    for attempt in range(_CLUSTER_ATTEMPTS):
+        node = cluster.get_node_from_key(key)
+        connection = node.acquire_connection()
+        try:
+            await connection.send_packed_command(connection.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except (RedisConnectionError, RedisTimeoutError):
+            await connection.disconnect()  # replies may be left unread: never hand the connection back dirty
+            node.release(connection)
+            if attempt == _CLUSTER_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.25)
+            await cluster.nodes_manager.initialize()
+            continue
+        except BaseException:
+            await connection.disconnect()
+            node.release(connection)
+            raise
+        node.release(connection)
+        if isinstance(replies[0], MovedError) and attempt < _CLUSTER_ATTEMPTS - 1:
+            await cluster.nodes_manager.move_slot(replies[0])
+            continue
+        return replies
+    raise AssertionError("unreachable")
+
+
+_CLUSTER_ATTEMPTS = 4
 
 
 def _field(fields: Any) -> bytes | str:

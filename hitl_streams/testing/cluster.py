@@ -41,14 +41,24 @@ def _roles(port: int) -> list[str]:
     return ["master" if "master" in line.split()[2] else "slave" for line in lines if line.strip()]
 
 
+def _synced(port: int) -> bool:
+    """A master, or a replica whose link to its master is up (its initial sync is done)."""
+    raw = resp_command(port, "INFO", "replication").decode()
+    return "role:master" in raw or "master_link_status:up" in raw
+
+
 class LocalCluster:
     """`masters` masters with `replicas` replicas each. Use as a context manager or `start()`/`stop()`."""
 
-    def __init__(self, *, masters: int = 3, replicas: int = 0, binaries: Binaries | None = None) -> None:
+    def __init__(
+        self, *, masters: int = 3, replicas: int = 0, binaries: Binaries | None = None, node_timeout_ms: int = 5000
+    ) -> None:
         if masters < 3:
             raise ValueError("Redis Cluster needs at least 3 masters")
         self.masters = masters
         self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
+        """`cluster-node-timeout`: how long a master must be unreachable before its replica takes over."""
         self.binaries = binaries or find_binaries()
         self.nodes: list[ServerProcess] = []
         self.start_seconds = 0.0
@@ -80,11 +90,13 @@ class LocalCluster:
                         "--cluster-config-file",
                         "nodes.conf",
                         "--cluster-node-timeout",
-                        "5000",
+                        str(self.node_timeout_ms),
                         "--save",
                         "",
                         "--appendonly",
                         "no",
+                        "--repl-diskless-sync-delay",
+                        "0",
                     ],
                     binaries=self.binaries,
                     cluster_bus=True,
@@ -130,16 +142,35 @@ class LocalCluster:
         roles = sorted(["master"] * self.masters + ["slave"] * (self.masters * self.replicas))
         while True:
             infos = {port: _cluster_info(port) for port in self.ports}
-            if all(
-                info.get("cluster_state") == "ok"
-                and info.get("cluster_slots_assigned") == "16384"
-                and info.get("cluster_known_nodes") == expected
-                for info in infos.values()
-            ) and all(sorted(_roles(port)) == roles for port in self.ports):
+            if (
+                all(
+                    info.get("cluster_state") == "ok"
+                    and info.get("cluster_slots_assigned") == "16384"
+                    and info.get("cluster_known_nodes") == expected
+                    for info in infos.values()
+                )
+                and all(sorted(_roles(port)) == roles for port in self.ports)
+                and all(map(_synced, self.ports))
+            ):
                 return
             if time.monotonic() > deadline:
                 raise ServerStartError(f"cluster on ports {self.ports} not ok in time: {infos}")
             time.sleep(0.05)
+
+    def node_serving(self, key: str) -> ServerProcess:
+        """The node that is master for `key`'s slot now (as the first live node sees it)."""
+        slot = int(resp_command(next(n for n in self.nodes if n.running).port, "CLUSTER", "KEYSLOT", key)[1:])
+        for node in self.nodes:
+            if not node.running:
+                continue
+            for line in resp_command(node.port, "CLUSTER", "NODES").decode().splitlines():
+                fields = line.split()
+                if "myself" in fields[2] and "master" in fields[2]:
+                    for span in fields[8:]:
+                        low, _, high = span.partition("-")
+                        if low.isdigit() and int(low) <= slot <= int(high or low):
+                            return node
+        raise LookupError(f"no live master serves slot {slot}")
 
     def stop(self) -> None:
         """Kill every node and remove its directory. Idempotent."""

@@ -1,8 +1,10 @@
-"""An asyncio TCP proxy in front of one Redis server that can lose the reply of a write, once.
+"""An asyncio TCP proxy in front of one Redis server that can lose the reply of a write, once, or answer
+chosen commands with an error without running them.
 
     proxy = await ReplyDropProxy("127.0.0.1", 6379).start()
     client = proxy.client()                     # redis.asyncio.Redis(host=..., port=...)
     proxy.drop_reply_once(match=b"EVALSHA")
+    proxy.fail_next(match=b"XACK", times=2)     # the next two XACKs get `-ERR injected fault`, unrun
 
 The proxy forwards every byte both ways and parses RESP on both sides only to pair each command with its
 reply. When an armed command passes, it is forwarded (so the server executes it); when its reply comes
@@ -115,6 +117,11 @@ class ReplyDropProxy:
         self.fired = asyncio.Event()
         """Set when an armed reply has been dropped."""
         self._matcher: Matcher | None = None
+        self._fail_matcher: Matcher | None = None
+        self._fail_reply = b""
+        self._fail_left = 0
+        self.failed: list[list[bytes]] = []
+        """Commands answered with the injected error (never sent to the server)."""
         self._skip_errors = True
         self._in_flight = False
         self._server: asyncio.Server | None = None
@@ -152,6 +159,24 @@ class ReplyDropProxy:
         self._in_flight = False
         self.fired.clear()
 
+    def fail_next(self, match: bytes | Matcher, *, times: int = 1, error: bytes = b"ERR injected fault") -> None:
+        """Answer the next `times` commands that `match` (a name or a predicate) with the error reply
+        `-{error}` instead of sending them to the server (a transient failure: nothing ran)."""
+        if isinstance(match, bytes):
+            name = match.upper()
+            self._fail_matcher = lambda args: bool(args) and args[0].upper() == name
+        else:
+            self._fail_matcher = match
+        self._fail_left = times
+        self._fail_reply = b"-" + error + b"\r\n"
+
+    def _injects(self, args: list[bytes]) -> bytes | None:
+        if self._fail_left <= 0 or self._fail_matcher is None or not self._fail_matcher(args):
+            return None
+        self._fail_left -= 1
+        self.failed.append(args)
+        return self._fail_reply
+
     def seen(self, name: bytes) -> list[list[bytes]]:
         """The commands named `name` (case-insensitive) that went through, in order."""
         return [c for c in self.commands if c and c[0].upper() == name.upper()]
@@ -188,9 +213,9 @@ class ReplyDropProxy:
         u_writer: asyncio.StreamWriter | None = None
         try:
             u_reader, u_writer = await asyncio.open_connection(*self.upstream)
-            pending: deque[tuple[list[bytes], bool]] = deque()
+            pending: deque[tuple[list[bytes], bool, bytes | None]] = deque()
             pumps = [
-                asyncio.create_task(self._client_to_server(c_reader, u_writer, pending)),
+                asyncio.create_task(self._client_to_server(c_reader, u_writer, c_writer, pending)),
                 asyncio.create_task(self._server_to_client(u_reader, c_writer, pending)),
             ]
             self._pumps.update(pumps)
@@ -212,38 +237,53 @@ class ReplyDropProxy:
             self._connections.discard(task)
 
     async def _client_to_server(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pending: deque[tuple[list[bytes], bool]]
-    ) -> None:
-        buf = bytearray()
-        while chunk := await reader.read(65536):
-            buf += chunk
-            for frame in _split_frames(buf):
-                args = parse_command(frame)
-                self.commands.append(args)
-                drop = self._matcher is not None and not self._in_flight and self._matcher(args)
-                if drop:
-                    self._in_flight = True
-                pending.append((args, drop))
-            writer.write(chunk)
-            await writer.drain()
-
-    async def _server_to_client(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pending: deque[tuple[list[bytes], bool]]
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: asyncio.StreamWriter,
+        pending: deque[tuple[list[bytes], bool, bytes | None]],
     ) -> None:
         buf = bytearray()
         while chunk := await reader.read(65536):
             buf += chunk
             out = bytearray()
             for frame in _split_frames(buf):
+                args = parse_command(frame)
+                self.commands.append(args)
+                injected = self._injects(args)
+                if injected is not None:
+                    pending.append((args, False, injected))  # answered in its turn, never sent
+                    continue
+                drop = self._matcher is not None and not self._in_flight and self._matcher(args)
+                if drop:
+                    self._in_flight = True
+                pending.append((args, drop, None))
+                out += frame
+            client.write(_injected_heads(pending))  # no await in between: replies stay in order
+            if out:
+                writer.write(out)
+                await writer.drain()
+
+    async def _server_to_client(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        pending: deque[tuple[list[bytes], bool, bytes | None]],
+    ) -> None:
+        buf = bytearray()
+        while chunk := await reader.read(65536):
+            buf += chunk
+            out = bytearray(_injected_heads(pending))
+            for frame in _split_frames(buf):
                 if frame.startswith(b">") or not pending:
                     out += frame
                     continue
-                args, drop = pending.popleft()
+                args, drop, _ = pending.popleft()
                 if drop and self._skip_errors and frame[:1] in (b"-", b"!"):
                     self._in_flight = False  # the server did not run it: stay armed for the next match
                     drop = False
                 if not drop:
-                    out += frame
+                    out += frame + _injected_heads(pending)
                     continue
                 self.dropped.append(DroppedReply(args, frame))
                 self._matcher = None
@@ -254,3 +294,11 @@ class ReplyDropProxy:
                 return  # the caller closes the client connection: the reply is lost
             writer.write(out)
             await writer.drain()
+
+
+def _injected_heads(pending: deque[tuple[list[bytes], bool, bytes | None]]) -> bytes:
+    """Pop the injected replies now at the head of `pending` (every reply before them was sent)."""
+    out = b""
+    while pending and pending[0][2] is not None:
+        out += pending.popleft()[2] or b""
+    return out
