@@ -15,6 +15,7 @@ from .asgi import HitlASGI
 from .auth import BearerAuth
 from .channels import Adapter, with_inbox
 from .core import Core
+from .deadlines import DeadlineRunner, ScheduleStore
 from .inbox import Inbox
 from .resolvers import Resolver
 from .resumption import MemoryResumeQueue, ResumeJob, ResumeQueue, Resumer, RetryPolicy
@@ -43,6 +44,9 @@ class Hitl:
     - `adapters`: delivery channels; the first is the default and the `inbox` channel is always added.
     - `secret`: bearer secret of the internal API; defaults to `HITL_SECRET`. Empty means open (warned once).
     - `max_body_bytes`: larger request bodies get 413 (1 MiB by default).
+    - `deadlines`: run server-side schedules (requests created with a `schedule`: they time out and remind
+      on their own); `deadline_poll_seconds`: how often to look for schedules other replicas set;
+      `deadline_lease_ms`: how long a replica that died while firing holds a subject up.
     - `retry`: backoff between resume attempts; `resume_queue`: where resume jobs come from (default:
       the Redis stream for `StreamState`, in process otherwise); `resume_timeouts`: also resume a
       workflow with its `TimedOut` result, which closes waits the client abandoned.
@@ -59,6 +63,9 @@ class Hitl:
         retry: RetryPolicy | None = None,
         resume_queue: ResumeQueue | None = None,
         resume_timeouts: bool = True,
+        deadlines: bool = True,
+        deadline_poll_seconds: float = 0.5,
+        deadline_lease_ms: int = 30_000,
     ) -> None:
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be positive")
@@ -74,7 +81,14 @@ class Hitl:
             else default_resume_queue(self.state, include_timeouts=resume_timeouts)
         )
         self._resumer = None if resolver is None else Resumer(self.state, resolver, self._queue, retry or RetryPolicy())
-        self._core = Core(self.state, self.adapters, self._on_decision, resume_timeouts=resume_timeouts)
+        self._core = Core(
+            self.state, self.adapters, self._on_decision, resume_timeouts=resume_timeouts, on_schedule=self._on_schedule
+        )
+        self._deadlines = (
+            DeadlineRunner(self._core, self.state, poll_seconds=deadline_poll_seconds, lease_ms=deadline_lease_ms)
+            if deadlines and isinstance(self.state, ScheduleStore)
+            else None
+        )
         self.inbox = Inbox(self._core)
         self._auth = BearerAuth(secret if secret is not None else os.environ.get("HITL_SECRET"))
         self.asgi = HitlASGI(
@@ -112,13 +126,27 @@ class Hitl:
             # Decided outside `async with hitl:` (a script, a test): start resuming right here.
             self._resumer.start()
 
+    def _on_schedule(self) -> None:
+        if self._deadlines is not None and self._deadlines.running:
+            self._deadlines.wake()
+
+    @property
+    def deadlines(self) -> DeadlineRunner | None:
+        """The runner of server-side schedules (None with `deadlines=False` or a state without them)."""
+        return self._deadlines
+
     async def start(self) -> None:
-        """Start the background work (resuming workflows). Idempotent."""
+        """Start the background work (resuming workflows, server-side deadlines). Idempotent."""
         if self._resumer is not None:
             self._resumer.start()
+        if self._deadlines is not None:
+            self._deadlines.start()
 
     async def stop(self) -> None:
-        """Stop the background work; unfinished resumptions stay in the stream for the next start."""
+        """Stop the background work; unfinished resumptions stay in the stream for the next start, and
+        schedules stay due for the next replica that runs."""
+        if self._deadlines is not None:
+            await self._deadlines.stop()
         if self._resumer is not None:
             await self._resumer.stop()
 

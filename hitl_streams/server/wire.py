@@ -17,6 +17,7 @@ from ..actions import Action, validate_actions
 from ..errors import ValidationError
 from ..namespaces import resolve_namespace
 from ..results import HumanResult, Resolved, Reviewer, TimedOut
+from .schedules import ServerSchedule, parse_schedule
 
 __all__ = [
     "Anchor",
@@ -49,6 +50,8 @@ class CreateRequestBody(msgspec.Struct, kw_only=True, frozen=True):
     channel: str | None = None
     namespace: str = "global"
     after: str | None = None
+    schedule: ServerSchedule | None = None
+    """The server-side schedule extension (`hitl_streams.server.schedules`); the TypeScript client never sends it."""
 
 
 class CreateBatchItem(msgspec.Struct, kw_only=True, frozen=True):
@@ -68,6 +71,7 @@ class CreateBatchBody(msgspec.Struct, kw_only=True, frozen=True):
     namespace: str = "global"
     defaults_action_id: str | None = None
     after: str | None = None
+    schedule: ServerSchedule | None = None
 
 
 class NotifyBody(msgspec.Struct, kw_only=True, frozen=True):
@@ -158,6 +162,7 @@ def parse_create_request(data: object) -> CreateRequestBody:
         channel=_optional_str(body, "channel"),
         namespace=_namespace(body),
         after=_after(body),
+        schedule=parse_schedule(body.get("schedule")),
     )
 
 
@@ -189,6 +194,7 @@ def parse_create_batch(data: object) -> CreateBatchBody:
         namespace=namespace,
         defaults_action_id=_optional_str(body, "defaultsActionId"),
         after=_after(body),
+        schedule=parse_schedule(body.get("schedule")),
     )
 
 
