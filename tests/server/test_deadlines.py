@@ -22,6 +22,8 @@ from hitl_streams.history import events as ev
 from hitl_streams.server import CallbackResolver, Hitl
 from hitl_streams.server.deadlines import DeadlineRunner
 from hitl_streams.server.stream_resume import StreamResumeQueue
+from hitl_streams.streams.connect import connect
+from hitl_streams.testing.crash import CrashableRedis
 from hitl_streams.testing.recording import RecordingAdapter
 
 from .support import API, APPROVE_DENY, Resumed
@@ -340,3 +342,28 @@ async def test_the_runner_survives_dropped_redis_connections(redis: Redis, table
         await redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no")
         await resumed.wait_for(1, within=10)
     assert (await _types(state, request_id)).count("request.timed_out") == 1
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_schedules_survive_a_redis_crash_and_restart(crashable_redis: CrashableRedis) -> None:
+    """Redis `kill -9`'d (AOF, fsync always) and restarted while items wait: each fires once, after."""
+    client = connect(crashable_redis.url)
+    try:
+        resumed, chat = Resumed(), RecordingAdapter("chat")
+        state = StreamState(client, table_name="crash.human_requests")
+        hitl = _hitl(state, resumed, chat)
+        ids = [await _create(hitl, f"aof-{n}", {"timeout": "1200ms", "reminders": [_delay("600ms")]}) for n in range(5)]
+        async with hitl:
+            await crashable_redis.crash_and_restart()
+            await resumed.wait_for(5, within=20)
+            await asyncio.sleep(0.2)
+        for request_id in ids:
+            audit = [r.event for r in await state.audit(request_id)]
+            deadline = [e for e in audit if isinstance(e, ev.ScheduleFired) and e.fire == -1]
+            reminder = [e for e in audit if isinstance(e, ev.ScheduleFired) and e.fire == 0]
+            assert len(deadline) == 1 and len(reminder) + deadline[0].skipped == 1
+            assert sum(isinstance(e, ev.RequestTimedOut) for e in audit) == 1
+        assert (await state.verify()).clean
+    finally:
+        await client.aclose()
