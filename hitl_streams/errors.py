@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .results import Resolved, TimedOut
+
 __all__ = [
     "AlreadyResolvedError",
+    "ApprovalDenied",
+    "ApprovalTimedOut",
     "DuplicateRequestError",
     "DuplicateTokenError",
     "FeedbackValidationError",
     "HitlError",
+    "HitlHttpError",
     "NotFoundError",
     "SchemaError",
     "UnknownActionError",
@@ -91,3 +99,35 @@ class UnknownChannelError(ValidationError):
 
 class SchemaError(HitlError):
     """The projection schema could not be brought up to date (a migration failed or is unknown)."""
+
+
+class HitlHttpError(HitlError):
+    """The workflow client's call to the server failed (a non-2xx answer): `status` and `body` as received.
+
+    The message is the TypeScript client's: `hitl: POST <path> failed with <status>: <body>`. Raising lets
+    an engine retry the step.
+    """
+
+    def __init__(self, path: str, status: int, body: str) -> None:
+        super().__init__(f"hitl: POST {path} failed with {status}: {body}")
+        self.path = path
+        self.status = status
+        self.body = body
+
+
+class ApprovalDenied(HitlError):
+    """`require_approval`: the reviewer chose an action other than `approve`; `result` says which and why."""
+
+    def __init__(self, result: Resolved) -> None:
+        reason = result.feedbacks.get("reason")
+        why = f": {reason}" if isinstance(reason, str) and reason else ""
+        super().__init__(f'Request "{result.id}" was not approved (action "{result.action_id}"){why}')
+        self.result = result
+
+
+class ApprovalTimedOut(HitlError):
+    """`require_approval`: nobody decided before the timeout; `result` is the `TimedOut` record."""
+
+    def __init__(self, result: TimedOut) -> None:
+        super().__init__(f'Request "{result.id}" timed out waiting for approval')
+        self.result = result

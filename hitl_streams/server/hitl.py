@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from ..history.memory_state import InMemoryState
 from ..state import State
@@ -17,8 +18,12 @@ from .channels import Adapter, with_inbox
 from .core import Core
 from .deadlines import DeadlineRunner, ScheduleStore
 from .inbox import Inbox
+from .inprocess import LocallyRouted, LocalWaits
 from .resolvers import Resolver
 from .resumption import MemoryResumeQueue, ResumeJob, ResumeQueue, Resumer, RetryPolicy
+
+if TYPE_CHECKING:
+    from ..client import HitlClient
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "Hitl", "default_resume_queue"]
 
@@ -75,12 +80,18 @@ class Hitl:
         if len(set(ids)) != len(ids):
             raise ValueError(f"adapter ids must be unique, got {ids}")
         self.resolver = resolver
+        # Waits of in-process clients (`client()`), resumed by this Hitl directly.
+        self.local_waits = LocalWaits()
         self._queue = (
             resume_queue
             if resume_queue is not None
             else default_resume_queue(self.state, include_timeouts=resume_timeouts)
         )
-        self._resumer = None if resolver is None else Resumer(self.state, resolver, self._queue, retry or RetryPolicy())
+        self._resumer = (
+            None
+            if resolver is None
+            else Resumer(self.state, LocallyRouted(self.local_waits, resolver), self._queue, retry or RetryPolicy())
+        )
         self._core = Core(
             self.state, self.adapters, self._on_decision, resume_timeouts=resume_timeouts, on_schedule=self._on_schedule
         )
@@ -90,7 +101,8 @@ class Hitl:
             else None
         )
         self.inbox = Inbox(self._core)
-        self._auth = BearerAuth(secret if secret is not None else os.environ.get("HITL_SECRET"))
+        self._secret = secret if secret is not None else os.environ.get("HITL_SECRET")
+        self._auth = BearerAuth(self._secret)
         self.asgi = HitlASGI(
             self._core,
             self._auth,
@@ -118,7 +130,25 @@ class Hitl:
     def running(self) -> bool:
         return self._resumer is not None and self._resumer.running
 
+    def client(self, *, poll_interval: float | None = None) -> HitlClient:
+        """A workflow client for code running in this process (scripts, notebooks, agent loops).
+
+        `await hitl.client().wait_for_human(message=..., actions=..., timeout="10m")`: requests go to this
+        Hitl's HTTP API in process, waits are resumed by this Hitl directly, timers are `asyncio.sleep`.
+        NOT durable: a wait ends with the process. With a `StreamState` a restarted script can still get a
+        decision made while it was down: `wait_for_human(pending)` with a `Pending` it saved. Pass
+        `poll_interval`: seconds between looks at the stored record while waiting, to see decisions recorded
+        by other processes (default: every second for a `StreamState`, never otherwise; 0: never).
+        """
+        from .inprocess import in_process_client
+
+        if poll_interval is None and getattr(self.state, "kind", None) == "redis-streams":
+            poll_interval = 1.0
+        return in_process_client(self, poll_interval=poll_interval or None)
+
     def _on_decision(self, job: ResumeJob) -> None:
+        if job.token is not None and self.local_waits.resolve(job.token, job.result):
+            return  # an in-process wait: resumed right here
         if self._resumer is None:
             return
         self._queue.submit(job)
