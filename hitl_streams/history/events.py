@@ -345,7 +345,7 @@ class ResumeFailed(_Audit, tag="resume.failed", kw_only=True):
 # --- schedule events: the server-side deadline and reminders of a request or batch ----------------------
 class _Schedule(_Base, kw_only=True):
     """About one request or batch (`subject`). Kept in the subject's `audit:{id}` LIST (step 0006) and
-    projected into the due index by step 0008; they change no record."""
+    projected into the due index by step 0009; they change no record."""
 
     id: str
     subject: str

@@ -77,7 +77,7 @@ class InMemoryState:
         # History, as StreamState keeps it: every change is one event; `audit` reads a subject's events.
         self._events: builtins.list[ev.AuditRecord] = []
         self._by_subject: dict[str, builtins.list[int]] = {}
-        # Server-side schedules, projected from their events as step 0008 does in Redis.
+        # Server-side schedules, projected from their events as step 0009 does in Redis.
         self._schedules: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._due: dict[str, int] = {}
 

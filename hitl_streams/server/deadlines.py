@@ -1,7 +1,7 @@
 """Server-side deadlines and reminders: the server keeps a request's schedule, so it times out and reminds
 on its own, with no workflow waiting.
 
-A schedule is set once per request or batch (`schedule.set`), projected into a due index (step 0008), and
+A schedule is set once per request or batch (`schedule.set`), projected into a due index (step 0009), and
 run by `DeadlineRunner` on every replica:
 
 - A replica takes a due subject under a lease (`lease:due:{id}`), so one replica at a time works on it,

@@ -509,7 +509,7 @@ class StreamState:
         """Give a lease back, if it is still ours."""
         await self._io.execute_command("EVAL", RELEASE_LUA, 1, self.keys.lease(name), token)
 
-    # --- server-side schedules (step 0008) ------------------------------------------------------------
+    # --- server-side schedules (step 0009) ------------------------------------------------------------
     @_bounded
     async def due_schedules(self, until_ms: int, limit: int = 100) -> builtins.list[str]:
         """Ids of the requests and batches whose next scheduled item is due at or before `until_ms`."""
