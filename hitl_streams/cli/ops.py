@@ -604,6 +604,56 @@ def timeline(
     run(where, body)
 
 
+def schedule(
+    subject_id: Annotated[str, typer.Argument(metavar="ID", help="A request or batch id.")],
+    json_output: JsonOption = False,
+    redis_url: RedisUrlOption = None,
+    table: TableOption = DEFAULT_TABLE,
+    cluster: ClusterOption = False,
+) -> None:
+    """What is due for a request or batch with a server-side schedule: the deadline, what fires next, and
+    every fire so far (when it was due, how late it ran, what it did).
+
+    --json prints {"schedule": {...as set...}, "next": {...}, "fires": [...]}.
+
+    Example:  hitl-streams schedule 3f2a9c1e-...
+    """
+    where = target(redis_url, table, cluster)
+
+    async def body(state: StreamState) -> tuple[dict[str, Any], dict[str, Any], list[ev.ScheduleFired]]:
+        found = await state.get_schedule(subject_id)
+        if found is None:
+            raise NotFoundError(f'No server-side schedule for "{subject_id}"')
+        fires = [r.event for r in await state.audit(subject_id) if isinstance(r.event, ev.ScheduleFired)]
+        return found[0], found[1], fires
+
+    spec, following, fires = run(where, body)
+    if json_output:
+        typer.echo(_json.encode({"schedule": spec, "next": following, "fires": fires}).decode())
+        return
+    typer.echo(f"subject     {spec.get('subject', 'request')} {subject_id}")
+    typer.echo(f"anchor      {spec.get('anchor')}")
+    typer.echo(f"deadline    {spec.get('timeoutAt', 'none')}")
+    typer.echo(f"reminders   {len(spec.get('reminders', []))}")
+    if "at" in following:
+        what = "the deadline" if following.get("fire") == -1 else f"reminder #{following.get('fire')}"
+        typer.echo(f"next        {what} at {following['at']}")
+    else:
+        typer.echo(f"next        nothing ({following.get('done', 'done')})")
+    if fires:
+        rows = [
+            (
+                f.at,
+                "deadline" if f.fire == -1 else f"reminder #{f.fire}",
+                f.due_at,
+                f"{f.late_ms} ms",
+                f.outcome + (f" (+{f.skipped} folded)" if f.skipped else ""),
+            )
+            for f in fires
+        ]
+        _StreamedTable(("FIRED", "ITEM", "DUE", "LATE", "OUTCOME")).rows(rows)
+
+
 def _size(n: int) -> str:
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -642,6 +692,9 @@ def stats(
     typer.echo(f"history     {result.stream_length} events{span}")
     pending = f", pending: {', '.join(result.steps_pending)}" if result.steps_pending else ", none pending"
     typer.echo(f"steps       {len(result.steps_applied)} applied{pending}")
+    overdue = result.oldest_overdue
+    late = f", oldest overdue {overdue[0]} by {overdue[1] / 1000:.1f} s" if overdue else ", none overdue"
+    typer.echo(f"schedules   {result.due} with something due{late}")
     typer.echo(f"memory      ~{_size(result.memory_bytes)} in {result.keys} keys (approximate: MEMORY USAGE summed)")
 
 
@@ -765,6 +818,7 @@ def register(app: typer.Typer) -> None:
         (audit, "audit"),
         (timeline, "timeline"),
         (stats, "stats"),
+        (schedule, "schedule"),
         (export, "export"),
         (import_, "import"),
         (adopt, "adopt"),

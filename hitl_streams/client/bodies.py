@@ -16,9 +16,10 @@ import msgspec
 from ..actions import Action, ActionsBuilder, validate_actions
 from ..errors import ValidationError
 from ..namespaces import validate_namespace
+from ..reminders import ReminderEntry, encode_reminders
 from .handles import BatchItem
 
-__all__ = ["Anchorish", "Ask", "anchor_id", "create_body", "notify_body", "parse_ask"]
+__all__ = ["Anchorish", "Ask", "anchor_id", "create_body", "notify_body", "parse_ask", "server_schedule"]
 
 Anchorish = Any
 """An `after=` anchor: a `Pending`, `Notified`, `HumanResult`, anything with a string `.id`, an `{"id": ...}`
@@ -37,6 +38,8 @@ class Ask:
     after: str | None
     items: list[BatchItem] | None
     defaults_action_id: str | None
+    schedule: dict[str, Any] | None = None
+    """A server-side schedule (`{"timeout", "reminders"}`), sent for the server to keep (hitl-streams only)."""
 
     @property
     def batch(self) -> bool:
@@ -140,6 +143,17 @@ def parse_ask(
     )
 
 
+def server_schedule(timeout: float | None, reminders: Sequence[ReminderEntry]) -> dict[str, Any] | None:
+    """The `schedule` member that asks a hitl-streams server to keep the timeout and reminders itself
+    (`hitl_streams.server.schedules`); None when there is nothing to keep."""
+    if timeout is None and not reminders:
+        return None
+    schedule: dict[str, Any] = {"reminders": encode_reminders(reminders)}
+    if timeout is not None:
+        schedule["timeout"] = timeout
+    return schedule
+
+
 def _drop_none(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value is not None}
 
@@ -160,6 +174,7 @@ def create_body(ask: Ask, tokens: Sequence[str]) -> tuple[str, dict[str, Any]]:
             "channel": ask.channel,
             "namespace": ask.namespace,
             "after": _after(ask.after),
+            "schedule": ask.schedule,
         }
         return "/requests", _drop_none(body)
     items = [
@@ -175,6 +190,7 @@ def create_body(ask: Ask, tokens: Sequence[str]) -> tuple[str, dict[str, Any]]:
         "defaultsActionId": ask.defaults_action_id,
         "after": _after(ask.after),
         "items": items,
+        "schedule": ask.schedule,
     }
     return "/batches", _drop_none(body)
 

@@ -4,6 +4,7 @@ primitives. Every option is checked before anything is suspended or sent.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, overload
@@ -16,7 +17,7 @@ from ..errors import HitlError, ValidationError
 from ..reminders import ReminderEntry
 from ..results import HumanResult
 from ..schedule import Fire, expand_schedule
-from .bodies import Anchorish, Ask, create_body, notify_body, parse_ask
+from .bodies import Anchorish, Ask, create_body, notify_body, parse_ask, server_schedule
 from .handles import BatchItem, Notified, Pending
 from .primitives import Primitives, Reattaches, TellsTime
 from .transport import DEFAULT_BASE_PATH, Setting, Transport
@@ -63,11 +64,15 @@ def _timeout(timeout: Duration | None) -> float | None:
     return None if timeout is None else parse_duration(timeout, what="timeout")
 
 
-def _schedule(reminders: Reminders, anchor: datetime, timeout: float | None) -> Iterator[Fire]:
-    """The lazy schedule; `expand_schedule` checks every entry now, before any request."""
+def _checked_reminders(reminders: Reminders) -> list[ReminderEntry]:
     if isinstance(reminders, str | bytes) or not isinstance(reminders, Sequence):
         raise ValidationError("reminders must be a list of remind/escalate entries")
-    return expand_schedule(list(reminders), anchor, timeout)
+    return list(reminders)
+
+
+def _schedule(reminders: Reminders, anchor: datetime, timeout: float | None) -> Iterator[Fire]:
+    """The lazy schedule; `expand_schedule` checks every entry now, before any request."""
+    return expand_schedule(_checked_reminders(reminders), anchor, timeout)
 
 
 class HitlClient:
@@ -111,6 +116,8 @@ class HitlClient:
         after: Anchorish = None,
         items: None = None,
         defaults_action_id: str | None = None,
+        timeout: Duration | None = None,  # noqa: ASYNC109 (SPEC §11's name)
+        reminders: Reminders = (),
     ) -> Pending[HumanResult]: ...
 
     @overload
@@ -125,6 +132,8 @@ class HitlClient:
         after: Anchorish = None,
         items: Items,
         defaults_action_id: str | None = None,
+        timeout: Duration | None = None,  # noqa: ASYNC109 (SPEC §11's name)
+        reminders: Reminders = (),
     ) -> Pending[list[HumanResult]]: ...
 
     async def request_human(
@@ -138,8 +147,16 @@ class HitlClient:
         after: Anchorish = None,
         items: Items | None = None,
         defaults_action_id: str | None = None,
+        timeout: Duration | None = None,  # noqa: ASYNC109 (SPEC §11's name)
+        reminders: Reminders = (),
     ) -> Pending[Any]:
-        """Create a request (or, with `items`, a batch: one request per item) and return without waiting."""
+        """Create a request (or, with `items`, a batch: one request per item) and return without waiting.
+
+        With `timeout` or `reminders`, the SERVER keeps them (a hitl-streams server; the TypeScript
+        server ignores them): the request times out and reminds on its own, so a script can create it
+        and walk away. Waiting later on the returned `Pending` gets the server's `TimedOut`.
+        """
+        schedule = server_schedule(_timeout(timeout), _checked_reminders(reminders))
         ask = parse_ask(
             message=message,
             actions=actions,
@@ -150,7 +167,7 @@ class HitlClient:
             items=items,
             defaults_action_id=defaults_action_id,
         )
-        return await self._create(ask)
+        return await self._create(dataclasses.replace(ask, schedule=schedule))
 
     async def _create(self, ask: Ask) -> Pending[Any]:
         suspended = [self._primitives.suspend() for _ in range(ask.size)]
@@ -208,6 +225,7 @@ class HitlClient:
         defaults_action_id: str | None = None,
         timeout: Duration | None = None,  # noqa: ASYNC109 (SPEC §11's name)
         reminders: Reminders = (),
+        server_side: bool = False,
     ) -> HumanResult: ...
 
     @overload
@@ -224,6 +242,7 @@ class HitlClient:
         defaults_action_id: str | None = None,
         timeout: Duration | None = None,  # noqa: ASYNC109 (SPEC §11's name)
         reminders: Reminders = (),
+        server_side: bool = False,
     ) -> list[HumanResult]: ...
 
     async def wait_for_human(
@@ -240,18 +259,32 @@ class HitlClient:
         defaults_action_id: str | None = None,
         timeout: Duration | None = None,  # noqa: ASYNC109 (SPEC §11's name)
         reminders: Reminders = (),
+        server_side: bool = False,
     ) -> Any:
         """Wait for a human: on `pending` (from `request_human`), or create a request and wait on it.
 
         `timeout` (e.g. `"30m"`, seconds, a `timedelta`) ends the wait with the server's verdict (a
         `TimedOut`, or the human's decision if it came first); `reminders` (`remind.*`, `escalate.*`) are
         sent while it waits. A batch returns its results in item order.
+
+        `server_side=True` hands the timeout and reminders to the server instead (a hitl-streams server,
+        `hitl_streams.server.schedules`): the workflow only waits for the resumption, with no timers of
+        its own, and the request times out and reminds even if the workflow stops.
         """
         if pending is not None and not isinstance(pending, Pending):
             pending = _pending(pending)
         seconds = _timeout(timeout)
         anchor = self._now()
         schedule = _schedule(reminders, anchor, seconds)
+        kept: dict[str, Any] | None = None
+        if server_side:
+            if pending is not None:
+                raise ValidationError(
+                    "server_side applies when wait_for_human creates the request; "
+                    "pass timeout and reminders to request_human instead"
+                )
+            kept = server_schedule(seconds, _checked_reminders(reminders))
+            seconds, schedule = None, iter(())
         if pending is None:
             if actions is None:
                 raise ValidationError("wait_for_human needs a pending request, or message and actions")
@@ -265,7 +298,7 @@ class HitlClient:
                 items=items,
                 defaults_action_id=defaults_action_id,
             )
-            pending = await self._create(ask)
+            pending = await self._create(dataclasses.replace(ask, schedule=kept))
         elif any(v is not None for v in (message, actions, context, channel, namespace, after, items)):
             raise ValidationError("wait_for_human takes either a pending request or the options of a new one")
         results = await wait_loop(

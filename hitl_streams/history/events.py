@@ -55,6 +55,9 @@ __all__ = [
     "ReviewerRevoked",
     "ReviewerSignedIn",
     "ReviewerSignedOut",
+    "ScheduleEnded",
+    "ScheduleFired",
+    "ScheduleSet",
     "TimelineAppended",
     "TimelineImported",
     "decode_event",
@@ -415,6 +418,51 @@ class ReviewerSignedOut(_Base, tag="reviewer.signed_out", kw_only=True):
 
 REVIEWER_EVENTS = (ReviewerAdded, ReviewerRevoked, ReviewerCredentialIssued, ReviewerSignedIn, ReviewerSignedOut)
 
+
+# --- schedule events: the server-side deadline and reminders of a request or batch ----------------------
+class _Schedule(_Base, kw_only=True):
+    """About one request or batch (`subject`). Kept in the subject's `audit:{id}` LIST (step 0006) and
+    projected into the due index by step 0009; they change no record."""
+
+    id: str
+    subject: str
+    """"request" or "batch"."""
+    next_at: str | UnsetType = UNSET
+    """When the next item is due (JavaScript ISO); absent when nothing is left."""
+    next_fire: int | UnsetType = UNSET
+    """What is due then: the index of a reminder in the expanded schedule, or -1 for the deadline."""
+
+    def subjects(self) -> tuple[str, ...]:
+        return (self.id,)
+
+
+class ScheduleSet(_Schedule, tag="schedule.set", kw_only=True):
+    """The caller's schedule, anchored at the subject's creation: a deadline and reminders, in the JSON
+    form of `hitl_streams.reminders.encode_reminders`."""
+
+    anchor: str
+    timeout_at: str | UnsetType = UNSET
+    reminders: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
+class ScheduleFired(_Schedule, tag="schedule.fired", kw_only=True):
+    """One due item ran: reminder `fire` (or -1, the deadline). `late_ms` is how long after `due_at` it
+    ran; `skipped` counts earlier reminders that fell due while no server ran and were folded into this one."""
+
+    fire: int
+    due_at: str
+    late_ms: int
+    skipped: int = 0
+    outcome: str
+    """"reminded", "escalated", "timed_out", or "already_resolved" (a decision won the race)."""
+
+
+class ScheduleEnded(_Schedule, tag="schedule.ended", kw_only=True):
+    """Nothing more will fire: `reason` is "decided" (a decision cancelled the rest) or "gone"."""
+
+    reason: str
+
+
 STATE_EVENTS = (
     RequestCreated,
     RequestExternalIdSet,
@@ -445,6 +493,9 @@ AUDIT_EVENTS = (
     ResumeAttempted,
     ResumeSucceeded,
     ResumeFailed,
+    ScheduleSet,
+    ScheduleFired,
+    ScheduleEnded,
 )
 
 Event = (
@@ -479,6 +530,9 @@ Event = (
     | ReviewerCredentialIssued
     | ReviewerSignedIn
     | ReviewerSignedOut
+    | ScheduleSet
+    | ScheduleFired
+    | ScheduleEnded
 )
 
 _encoder = msgspec.json.Encoder()

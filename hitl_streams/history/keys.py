@@ -139,6 +139,20 @@ class Keys:
         return f"{self.prefix}:lease:{name}"
 
     @property
+    def idx_due(self) -> str:
+        """ZSET of requests and batches with a server-side schedule, scored by the epoch milliseconds of
+        their next due item (a reminder or the deadline); step 0009."""
+        return f"{self.prefix}:idx:due"
+
+    def schedule(self, subject_id: str) -> str:
+        """JSON of a subject's server-side schedule (anchor, deadline, reminders), as set; step 0009."""
+        return f"{self.prefix}:schedule:{subject_id}"
+
+    def schedule_next(self, subject_id: str) -> str:
+        """JSON of what is due next for a subject (`{"fire", "at"}`, or `{"done": reason}`); step 0009."""
+        return f"{self.prefix}:schedule:next:{subject_id}"
+
+    @property
     def meta_lock(self) -> str:
         """Held (with expiry) while migrations or a rebuild run."""
         return f"{self.prefix}:meta:lock"

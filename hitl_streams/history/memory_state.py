@@ -10,11 +10,11 @@ from __future__ import annotations
 import builtins
 import time
 import uuid
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
-from .._time import now_iso
+from .._time import iso_to_ms, now_iso
 from ..errors import (
     AlreadyResolvedError,
     DuplicateRequestError,
@@ -53,9 +53,15 @@ from .reducer import apply
 __all__ = ["InMemoryState"]
 
 _T = TypeVar("_T", bound=msgspec.Struct)
+_J = TypeVar("_J", dict[str, Any], builtins.list[dict[str, Any]])
 _S = TypeVar("_S", HumanRequestRecord, BatchRecord, NotifyDeliveryRecord)
 _KEYS = Keys("memory")
 """Key names `reducer.apply` carries along; an in-memory state writes no keys."""
+
+
+def _copy_json(value: _J) -> _J:
+    copied: _J = msgspec.json.decode(msgspec.json.encode(value))
+    return copied
 
 
 def _copy(value: _T) -> _T:
@@ -82,6 +88,9 @@ class InMemoryState:
         self._by_subject: dict[str, builtins.list[int]] = {}
         self.reviewers = MemoryReviewers(self._append)
         """Reviewers and their credentials (a `ReviewerDirectory`), recorded in this state's history."""
+        # Server-side schedules, projected from their events as step 0009 does in Redis.
+        self._schedules: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._due: dict[str, int] = {}
 
     def _append(self, event: ev.Event) -> None:
         position = len(self._events)
@@ -101,6 +110,43 @@ class InMemoryState:
     async def record(self, event: ev.Event) -> None:
         """Append an audit event (delivered, reminded, resumed, ...) to history."""
         self._append(event)
+        if isinstance(event, ev.ScheduleSet | ev.ScheduleFired | ev.ScheduleEnded):
+            self._project_schedule(event)
+
+    def _project_schedule(self, event: ev.ScheduleSet | ev.ScheduleFired | ev.ScheduleEnded) -> None:
+        spec = self._schedules.get(event.id, ({}, {}))[0]
+        if isinstance(event, ev.ScheduleSet):
+            spec = {"subject": event.subject, "anchor": event.anchor, "reminders": _copy_json(event.reminders)}
+            if isinstance(event.timeout_at, str):
+                spec["timeoutAt"] = event.timeout_at
+        following: dict[str, Any]
+        if isinstance(event, ev.ScheduleEnded):
+            following = {"done": event.reason}
+        elif isinstance(event.next_at, str) and isinstance(event.next_fire, int):
+            following = {"fire": event.next_fire, "at": event.next_at}
+        else:
+            following = {"done": "fired"}
+        self._schedules[event.id] = (spec, following)
+        if "at" in following:
+            self._due[event.id] = iso_to_ms(following["at"])
+        else:
+            self._due.pop(event.id, None)
+
+    # --- server-side schedules ------------------------------------------------------------------------
+    async def due_schedules(self, until_ms: int, limit: int = 100) -> builtins.list[str]:
+        """Ids of the requests and batches whose next scheduled item is due at or before `until_ms`."""
+        due = sorted((at, i) for i, at in self._due.items() if at <= until_ms)
+        return [i for _, i in due[:limit]]
+
+    async def next_due_ms(self) -> int | None:
+        return min(self._due.values(), default=None)
+
+    async def due_count(self) -> int:
+        return len(self._due)
+
+    async def get_schedule(self, subject_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        found = self._schedules.get(subject_id)
+        return None if found is None else (_copy_json(found[0]), _copy_json(found[1]))
 
     async def audit(
         self, subject_id: str, *, limit: int | None = None, cursor: str | None = None

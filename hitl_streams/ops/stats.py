@@ -1,4 +1,4 @@
-"""Operator statistics for one prefix: counts by status and namespace, history, steps, memory.
+"""Operator statistics for one prefix: counts by status and namespace, history, steps, due schedules, memory.
 
 Counts are `ZCARD`s of the projection's indexes (what `count()` answers). Namespaces are found by SCAN of
 `{P}:idx:ns:*`. Memory is the sum of `MEMORY USAGE` over every key under the prefix (found by SCAN):
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._time import now_ms
 from ..history import events as ev
 from ..history.keys import Keys
 from ..history.projection import Projector
@@ -35,6 +36,10 @@ class PrefixStats:
     last_event: tuple[str, str] | None = None
     steps_applied: list[str] = field(default_factory=list)
     steps_pending: list[str] = field(default_factory=list)
+    due: int = 0
+    """Requests and batches with a server-side schedule item still to fire (`{P}:idx:due`)."""
+    oldest_overdue: tuple[str, int] | None = None
+    """(subject id, milliseconds overdue) of the item that should have fired longest ago, if any."""
     keys: int = 0
     memory_bytes: int = 0
     """Approximate: the sum of `MEMORY USAGE` of every key under the prefix."""
@@ -53,6 +58,10 @@ class PrefixStats:
             "lastEvent": event(self.last_event),
             "stepsApplied": self.steps_applied,
             "stepsPending": self.steps_pending,
+            "due": self.due,
+            "oldestOverdue": None
+            if self.oldest_overdue is None
+            else {"id": self.oldest_overdue[0], "overdueMs": self.oldest_overdue[1]},
             "keys": self.keys,
             "memoryBytes": self.memory_bytes,
             "memoryIsApproximate": True,
@@ -99,7 +108,15 @@ async def collect_stats(redis: Any, keys: Keys, projector: Projector, *, memory:
     pipe.xlen(keys.events)
     pipe.xrange(keys.events, count=1)
     pipe.xrevrange(keys.events, count=1)
-    total, pending, resolved, length, first, last = await pipe.execute()
+    pipe.zcard(keys.idx_due)
+    pipe.zrange(keys.idx_due, 0, 0, withscores=True)
+    total, pending, resolved, length, first, last, due, earliest = await pipe.execute()
+    stats.due = int(due)
+    if earliest:
+        member, score = earliest[0]
+        overdue = now_ms() - int(float(score))
+        if overdue > 0:
+            stats.oldest_overdue = (text(member), overdue)
     stats.requests, stats.stream_length = int(total), int(length)
     stats.by_status = {"pending": int(pending), "resolved": int(resolved)}
     stats.first_event, stats.last_event = _describe(first), _describe(last)

@@ -58,8 +58,10 @@ from .channels import (
     resolve_channel,
     resolve_channel_key,
 )
+from .deadlines import ScheduleStore, schedule_event
 from .decisions import build_result, same_decision
 from .resumption import ResumeJob
+from .schedules import ServerSchedule
 from .wire import Anchor, BatchAnchor, CreateBatchBody, CreateRequestBody, NotifyBody, RemindBody
 
 __all__ = [
@@ -178,8 +180,10 @@ class Core:
         on_decision: Callable[[ResumeJob], None],
         *,
         resume_timeouts: bool = True,
+        on_schedule: Callable[[], None] = lambda: None,
     ) -> None:
         self.state = state
+        self._on_schedule = on_schedule
         # A runtime Protocol check walks the protocol's members: made once here, not for every event.
         self._history: Auditable | None = state if isinstance(state, Auditable) else None
         self.adapters = adapters
@@ -370,6 +374,22 @@ class Core:
         self._on_decision(ResumeJob(record.id, result, batch_id=record.batch_id, token=record.token))
 
     # --- create ---------------------------------------------------------------------------------------
+    async def _set_schedule(self, subject_id: str, subject: str, schedule: ServerSchedule) -> None:
+        """Record a subject's server-side schedule, once (a retried create finds it set)."""
+        store = self.state
+        if not isinstance(store, ScheduleStore):
+            raise ValidationError(f"schedule: this server's state ({type(store).__name__}) keeps no schedules")
+        if await store.get_schedule(subject_id) is not None:
+            return
+        if subject == "batch":
+            batch = await self.state.get_batch(subject_id)
+            anchor = batch.created_at if batch is not None else now_iso()
+        else:
+            record = await self.state.get(subject_id)
+            anchor = record.created_at if record is not None else now_iso()
+        await store.record(schedule_event(subject_id, subject, anchor, schedule))
+        self._on_schedule()
+
     async def create_request(self, body: CreateRequestBody) -> Anchor:
         explicit = resolve_channel(self.adapters, body.channel) if body.channel is not None else None
         async with self._locks.hold(body.token):
@@ -396,6 +416,8 @@ class Core:
                 if existing is None:
                     raise
                 return await self._create_again(existing, body)
+            if body.schedule is not None:
+                await self._set_schedule(record.id, "request", body.schedule)
             ref = await self._deliver_once(
                 record.id, route, body.message, body.actions, body.context, thread=self._thread(anchor, route)
             )
@@ -404,6 +426,8 @@ class Core:
     async def _create_again(self, existing: HumanRequestRecord, body: CreateRequestBody) -> Anchor:
         """A retried create: the same request (or a conflict); finish its delivery if it was interrupted."""
         _check_same_request(existing, body)
+        if body.schedule is not None:  # an earlier attempt may have stopped before setting it
+            await self._set_schedule(existing.id, "request", body.schedule)
         if existing.batch_id is not None:
             batch = await self.state.get_batch(existing.batch_id)
             return Anchor(existing.id, existing.external_id or (batch.external_id if batch else None) or "")
@@ -432,6 +456,8 @@ class Core:
             batch = await self._ensure_batch(batch_id, body, explicit or self._default_route(anchor, None))
             route = resolve_channel_key(self.adapters, batch.channel)
             items = await self._ensure_items(batch, body, item_actions)
+            if body.schedule is not None:
+                await self._set_schedule(batch.id, "batch", body.schedule)
             request = BatchHumanRequest(
                 batch_id=batch.id,
                 channel=route.adapter.id,

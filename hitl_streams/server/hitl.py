@@ -18,6 +18,7 @@ from .asgi import HitlASGI
 from .auth import BearerAuth
 from .channels import Adapter, with_inbox
 from .core import Core
+from .deadlines import DeadlineRunner, ScheduleStore
 from .inbox import Inbox
 from .inbox_api import InboxAPI, InboxRoutes
 from .inbox_settings import InboxSettings
@@ -64,6 +65,9 @@ class Hitl:
       under `inbox/api/` and the web inbox under `inbox/` (needs the `inbox` extra), for reviewers signed
       in with their own credentials. Off by default: the routes do not exist. The state must keep
       reviewers (`InMemoryState`, `StreamState`).
+    - `deadlines`: run server-side schedules (requests created with a `schedule`: they time out and remind
+      on their own); `deadline_poll_seconds`: how often to look for schedules other replicas set;
+      `deadline_lease_ms`: how long a replica that died while firing holds a subject up.
     - `retry`: backoff between resume attempts; `resume_queue`: where resume jobs come from (default:
       the Redis stream for `StreamState`, in process otherwise); `resume_timeouts`: also resume a
       workflow with its `TimedOut` result, which closes waits the client abandoned.
@@ -85,6 +89,9 @@ class Hitl:
         inbox: InboxSettings | bool | None = None,
         body_timeout: float = BODY_READ_TIMEOUT_SECONDS,
         resume_claim_idle_ms: int | None = None,
+        deadlines: bool = True,
+        deadline_poll_seconds: float = 0.5,
+        deadline_lease_ms: int = 30_000,
     ) -> None:
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be positive")
@@ -108,7 +115,14 @@ class Hitl:
             if resolver is None
             else Resumer(self.state, LocallyRouted(self.local_waits, resolver), self._queue, retry or RetryPolicy())
         )
-        self._core = Core(self.state, self.adapters, self._on_decision, resume_timeouts=resume_timeouts)
+        self._core = Core(
+            self.state, self.adapters, self._on_decision, resume_timeouts=resume_timeouts, on_schedule=self._on_schedule
+        )
+        self._deadlines = (
+            DeadlineRunner(self._core, self.state, poll_seconds=deadline_poll_seconds, lease_ms=deadline_lease_ms)
+            if deadlines and isinstance(self.state, ScheduleStore)
+            else None
+        )
         self.inbox = Inbox(self._core)
         self._secret = secret if secret is not None else os.environ.get("HITL_SECRET")
         self._auth = BearerAuth(self._secret)
@@ -180,13 +194,27 @@ class Hitl:
             # Decided outside `async with hitl:` (a script, a test): start resuming right here.
             self._resumer.start()
 
+    def _on_schedule(self) -> None:
+        if self._deadlines is not None and self._deadlines.running:
+            self._deadlines.wake()
+
+    @property
+    def deadlines(self) -> DeadlineRunner | None:
+        """The runner of server-side schedules (None with `deadlines=False` or a state without them)."""
+        return self._deadlines
+
     async def start(self) -> None:
-        """Start the background work (resuming workflows). Idempotent."""
+        """Start the background work (resuming workflows, server-side deadlines). Idempotent."""
         if self._resumer is not None:
             self._resumer.start()
+        if self._deadlines is not None:
+            self._deadlines.start()
 
     async def stop(self) -> None:
-        """Stop the background work; unfinished resumptions stay in the stream for the next start."""
+        """Stop the background work; unfinished resumptions stay in the stream for the next start, and
+        schedules stay due for the next replica that runs."""
+        if self._deadlines is not None:
+            await self._deadlines.stop()
         if self._resumer is not None:
             await self._resumer.stop()
 

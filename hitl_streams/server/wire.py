@@ -32,6 +32,7 @@ from ..limits import (
 )
 from ..namespaces import resolve_namespace
 from ..results import HumanResult, Resolved, Reviewer, TimedOut
+from .schedules import ServerSchedule, parse_schedule
 
 __all__ = [
     "Anchor",
@@ -65,6 +66,8 @@ class CreateRequestBody(msgspec.Struct, kw_only=True, frozen=True):
     channel: str | None = None
     namespace: str = "global"
     after: str | None = None
+    schedule: ServerSchedule | None = None
+    """The server-side schedule extension (`hitl_streams.server.schedules`); the TypeScript client never sends it."""
 
 
 class CreateBatchItem(msgspec.Struct, kw_only=True, frozen=True):
@@ -84,6 +87,7 @@ class CreateBatchBody(msgspec.Struct, kw_only=True, frozen=True):
     namespace: str = "global"
     defaults_action_id: str | None = None
     after: str | None = None
+    schedule: ServerSchedule | None = None
 
 
 class NotifyBody(msgspec.Struct, kw_only=True, frozen=True):
@@ -230,6 +234,7 @@ def parse_create_request(data: object) -> CreateRequestBody:
         channel=_check_channel(_optional_str(body, "channel")),
         namespace=_namespace(body),
         after=_after(body),
+        schedule=parse_schedule(body.get("schedule")),
     )
 
 
@@ -267,6 +272,7 @@ def parse_create_batch(data: object) -> CreateBatchBody:
         namespace=namespace,
         defaults_action_id=_optional_str(body, "defaultsActionId"),
         after=_after(body),
+        schedule=parse_schedule(body.get("schedule")),
     )
     stored = stored_batch_bytes(parsed)
     if stored > MAX_BATCH_STORED_BYTES:

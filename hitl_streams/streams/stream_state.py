@@ -75,6 +75,7 @@ _MAX_TOKEN = 4096
 _default_projector: Projector | None = None
 
 _T = TypeVar("_T")
+_json = msgspec.json.Decoder()
 _P = ParamSpec("_P")
 
 
@@ -574,6 +575,43 @@ class StreamState:
     async def ping(self) -> None:
         """Raise unless Redis answers (`PING`; a Redis still loading its dataset answers `LOADING`)."""
         await self.redis.execute_command("PING")
+
+    # --- server-side schedules (step 0009) ------------------------------------------------------------
+    @_bounded
+    async def due_schedules(self, until_ms: int, limit: int = 100) -> builtins.list[str]:
+        """Ids of the requests and batches whose next scheduled item is due at or before `until_ms`."""
+        (ids,) = checked(
+            await run_commands(self._io, [("ZRANGEBYSCORE", self.keys.idx_due, "-inf", until_ms, "LIMIT", 0, limit)])
+        )
+        return [text(i) for i in ids]
+
+    @_bounded
+    async def next_due_ms(self) -> int | None:
+        """When the earliest scheduled item falls due (epoch ms), or None when nothing is scheduled."""
+        (first,) = checked(await run_commands(self._io, [("ZRANGE", self.keys.idx_due, 0, 0, "WITHSCORES")]))
+        if not first:
+            return None
+        # A flat [member, score] reply, or redis-py's [(member, score)] when its callbacks ran.
+        score = first[0][1] if isinstance(first[0], list | tuple) else first[1]
+        return int(float(score))
+
+    @_bounded
+    async def due_count(self) -> int:
+        (count,) = checked(await run_commands(self._io, [("ZCARD", self.keys.idx_due)]))
+        return int(count)
+
+    @_bounded
+    async def get_schedule(self, subject_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """A subject's schedule as set (anchor, timeoutAt, reminders) and what is due next (`{"fire", "at"}`,
+        or `{"done": reason}`); None when it has none."""
+        spec, following = checked(
+            await run_commands(
+                self._io, [("GET", self.keys.schedule(subject_id)), ("GET", self.keys.schedule_next(subject_id))]
+            )
+        )
+        if spec is None:
+            return None
+        return _json.decode(spec), ({} if following is None else _json.decode(following))
 
     # --- history --------------------------------------------------------------------------------------
     @_bounded

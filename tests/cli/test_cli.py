@@ -28,7 +28,7 @@ from hitl_streams.testing.snapshot import snapshot
 pytestmark = pytest.mark.redis
 
 T = TypeVar("T")
-COMMANDS = ["migrate", "rebuild", "verify", "audit", "timeline", "stats", "export", "import", "adopt"]
+COMMANDS = ["migrate", "rebuild", "verify", "audit", "timeline", "stats", "schedule", "export", "import", "adopt"]
 
 
 @pytest.fixture
@@ -492,3 +492,42 @@ def test_timeline_and_audit_read_and_print_page_by_page(
     audit_calls = [kw for name, kw in calls if name == "audit"]
     assert len(audit_calls) == 4 and all(kw["limit"] == 3 for kw in audit_calls)  # 3, 3, 2, then none
     assert audit_calls[1]["cursor"] == audited[2]["position"]
+
+
+def test_schedule_shows_what_is_due_and_stats_count_the_due_index(
+    cli: Callable[..., Any], redis_url: str, table_name: str
+) -> None:
+    async def scheduled(state: StreamState) -> tuple[str, str]:
+        from hitl_streams import Hitl
+        from hitl_streams.server.deadlines import DeadlineRunner
+        from hitl_streams.server.wire import parse_create_request
+
+        hitl = Hitl(state=state, secret="")
+
+        def body(token: str, schedule: dict[str, Any]) -> Any:
+            return parse_create_request(
+                {"token": token, "message": "m", "actions": [{"id": "approve"}], "schedule": schedule}
+            )
+
+        late = await hitl.core.create_request(body("late", {"timeout": "1ms"}))
+        waiting = await hitl.core.create_request(
+            body(
+                "waits",
+                {"timeout": "1h", "reminders": [{"kind": "remind", "timing": {"kind": "delay", "after": "1ms"}}]},
+            )
+        )
+        await asyncio.sleep(0.05)
+        assert await DeadlineRunner(hitl.core, state).fire(waiting.id)  # the reminder fires; the deadline waits
+        return late.id, waiting.id
+
+    late, waiting = on_redis(redis_url, table_name, scheduled)
+    shown = cli("schedule", waiting)
+    assert shown.exit_code == 0, shown.stderr
+    assert "next        the deadline at" in shown.stdout and "reminder #0" in shown.stdout
+    data = json.loads(cli("schedule", waiting, "--json").stdout)
+    assert data["next"]["fire"] == -1 and [f["outcome"] for f in data["fires"]] == ["reminded"]
+    stats = json.loads(cli("stats", "--json").stdout)
+    assert stats["due"] == 2 and stats["oldestOverdue"]["id"] == late and stats["oldestOverdue"]["overdueMs"] > 0
+    assert "schedules   2 with something due, oldest overdue" in cli("stats").stdout
+    missing = cli("schedule", "nope")
+    assert missing.exit_code != 0 and "No server-side schedule" in one_error_line(missing)
