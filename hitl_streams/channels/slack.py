@@ -64,9 +64,7 @@ def _client(token: str, base_url: str | None) -> AsyncWebClient:
     try:
         from slack_sdk.web.async_client import AsyncWebClient
     except ImportError:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "The Slack channel needs slack_sdk and aiohttp: pip install 'hitl-streams[slack]'"
-        ) from None
+        raise ImportError("The Slack channel needs slack_sdk and aiohttp: pip install 'hitl-streams[slack]'") from None
     options: dict[str, Any] = {"token": token, "retry_handlers": []}
     if base_url is not None:
         options["base_url"] = base_url
@@ -407,9 +405,8 @@ class SlackChannel(BaseAdapter):
     ) -> None:
         try:
             view = await inbox.get_batch(principal, batch_id)
-            decisions = [
-                BatchDecision(request_id=item.id, action_id=action_id) for item in view.items if item.status == "pending"
-            ]
+            pending = [item.id for item in view.items if item.status == "pending"]
+            decisions = [BatchDecision(request_id=item_id, action_id=action_id) for item_id in pending]
             if decisions:
                 await inbox.resolve_batch(principal, batch_id, decisions)
         except NotFoundError:

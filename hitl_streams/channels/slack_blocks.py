@@ -31,8 +31,8 @@ __all__ = [
     "MODAL_CALLBACK",
     "batch_blocks",
     "escape",
-    "modal_view",
     "modal_values",
+    "modal_view",
     "outcome_blocks",
     "request_blocks",
 ]
