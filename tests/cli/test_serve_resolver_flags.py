@@ -36,8 +36,10 @@ def test_two_resolvers_are_refused_in_one_line(tmp_path: Path) -> None:
         "--temporal-address", "127.0.0.1:9",
     )  # fmt: skip
     assert result.returncode != 0
+    assert result.returncode == 2  # bad input, as every command's
     assert result.stderr.strip() == (
-        "choose one resolver: --webhook-url and --temporal-address were both given (pass only one)"
+        "hitl-streams: error: choose one resolver: --webhook-url and --temporal-address were both given "
+        "(pass only one)"
     )
     assert not any(tmp_path.iterdir())  # refused before anything started
 
@@ -46,7 +48,8 @@ def test_temporal_and_dbos_together_are_refused(tmp_path: Path) -> None:
     result = run_serve("--temporal-address", "127.0.0.1:9", "--dbos-database-url", f"sqlite:///{tmp_path}/x.sqlite")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        "choose one resolver: --temporal-address and --dbos-database-url were both given (pass only one)"
+        "hitl-streams: error: choose one resolver: --temporal-address and --dbos-database-url were both given "
+        "(pass only one)"
     ]
 
 
