@@ -111,7 +111,12 @@ class EmailChannel(BaseAdapter):
         self.public_url = public_url.rstrip("/")
         if not self.public_url.startswith(("http://", "https://")):
             raise ValidationError("public_url must be the server's absolute base URL (https://...)")
-        self._link_key = (link_secret or "").encode()
+        # A key of its own, derived from the secret: a link's signature reveals nothing usable elsewhere.
+        self._link_key = (
+            hmac.new(link_secret.encode(), b"hitl-streams e-mail links", hashlib.sha256).digest()
+            if link_secret
+            else b""
+        )
         host = urllib.parse.urlsplit(self.public_url).hostname or ""
         self.domain = domain or host or mail_from.rpartition("@")[2] or "hitl.invalid"
         self._retry = retry or RetryPolicy()
