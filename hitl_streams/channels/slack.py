@@ -8,7 +8,8 @@ in the request's history, so any replica, before or after a restart, edits the r
 Interactivity (Slack app → "Interactivity & Shortcuts" → Request URL) is served at
 `{public URL}/channels/slack/interactivity`. Every request's signature is checked first (forged or stale:
 401, nothing read, nothing changed). A click decides only when the Slack user is a reviewer allowed in
-the request's namespace (matched by the e-mail of their Slack profile, or by `users={"U123": "ana"}`);
+the request's namespace (matched by their Slack user id, `hitl-streams reviewers add ana --slack-user U123`, else by the
+e-mail of their Slack profile; or by `users={"U123": "ana"}`);
 anyone else gets an ephemeral "not allowed". The decision goes through the reviewer-scoped resolve of the
 inbox API, so `by` is that reviewer and a double click records one decision.
 
@@ -316,7 +317,8 @@ class SlackChannel(BaseAdapter):
         return None
 
     async def _principal(self, user_id: str) -> Principal | None:
-        """The active reviewer behind a Slack user: by the `users` map, else by their profile's e-mail."""
+        """The active reviewer behind a Slack user: the `users` map, else their Slack user id, else their
+        profile's e-mail (never a reviewer pinned to another Slack user)."""
         directory = getattr(self._bound.state, "reviewers", None)
         if not isinstance(directory, ReviewerDirectory) or not user_id:
             return None
@@ -324,7 +326,9 @@ class SlackChannel(BaseAdapter):
         name = self._users.get(user_id)
         if name is not None:
             reviewer = await directory.get(name)
-        else:
+        else:  # `reviewers add --slack-user U123` (a directory holds tens of reviewers: a scan is cheap)
+            reviewer = next((r for r in await directory.list() if r.active and r.slack_user == user_id), None)
+        if reviewer is None and name is None:
             try:
                 info = await self._api("users.info", user=user_id)
             except PermanentError as exc:
@@ -334,6 +338,8 @@ class SlackChannel(BaseAdapter):
             email = (user.get("profile") or {}).get("email") if isinstance(user, dict) else None
             if isinstance(email, str) and email and not user.get("deleted") and not user.get("is_bot"):
                 reviewer = await directory.get_by_email(email.lower())
+                if reviewer is not None and reviewer.slack_user not in (None, user_id):
+                    reviewer = None  # pinned to another Slack account: the e-mail does not override that
         if reviewer is None or not reviewer.active:
             return None
         return Principal.of(reviewer)
