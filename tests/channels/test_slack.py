@@ -334,3 +334,16 @@ async def test_a_batch_is_one_message_decided_item_by_item_or_all_at_once(
     lines = [b["elements"][0]["text"] for b in last["blocks"] if b["type"] == "context"]
     assert lines == ["Denied by ana", "Approved by ana", "Approved by ana"]
     assert not any(b["type"] == "actions" for b in last["blocks"])
+
+
+async def test_a_denial_with_a_reason_shows_it_on_the_card(
+    hitl: Hitl, fake: tuple[FakeSlack, str], http: httpx.AsyncClient
+) -> None:
+    slack, _ = fake
+    request_id = await create(hitl)
+    await post(http, click("UANA", request_id, "deny"))
+    assert slack.posted("views.open")[0]["view"]["blocks"][1]["element"]["multiline"] is True
+    values = {"reason": {"value": {"type": "plain_text_input", "value": "too late"}}}
+    assert (await post(http, submission("UANA", request_id, "deny", values))).status_code == 200
+    (update,) = slack.posted("chat.update")
+    assert update["blocks"][-1]["elements"][0]["text"] == "Denied by ana — too late"
