@@ -182,7 +182,7 @@ class SlackChannel(BaseAdapter):
         channel, thread = self._target(request.destination)
         payload: dict[str, Any] = {
             "channel": channel,
-            "text": request.message[:3000],
+            "text": blocks.escape(request.message[:3000]),
             "blocks": blocks.request_blocks(request.id, request.message, request.actions, request.context),
             "unfurl_links": False,
         }
@@ -198,7 +198,7 @@ class SlackChannel(BaseAdapter):
 
     async def notify(self, notification: Notification) -> str | None:
         channel, thread = self._target(notification.destination)
-        payload: dict[str, Any] = {"channel": channel, "text": notification.message[:3000]}
+        payload: dict[str, Any] = {"channel": channel, "text": blocks.escape(notification.message[:3000])}
         if thread is not None:
             payload["thread_ts"] = thread
         try:
@@ -222,7 +222,7 @@ class SlackChannel(BaseAdapter):
                 "chat.update",
                 channel=ref[0],
                 ts=ref[1],
-                text=f"{message[:2000]}\n{outcome}",
+                text=blocks.escape(f"{message[:2000]}\n{outcome}"),
                 blocks=blocks.outcome_blocks(message, outcome, context),
             )
         except PermanentError as exc:
@@ -237,7 +237,7 @@ class SlackChannel(BaseAdapter):
         items = [(item.id, item.message, None) for item in request.items]
         payload: dict[str, Any] = {
             "channel": channel,
-            "text": (request.message or f"{len(items)} requests")[:3000],
+            "text": blocks.escape((request.message or f"{len(items)} requests")[:3000]),
             "blocks": blocks.batch_blocks(request.batch_id, request.message, request.actions, items, request.context),
             "unfurl_links": False,
         }
@@ -272,7 +272,7 @@ class SlackChannel(BaseAdapter):
             "chat.update",
             channel=ref[0],
             ts=ref[1],
-            text=view.batch.message or f"{len(items)} requests",
+            text=blocks.escape(view.batch.message or f"{len(items)} requests"),
             blocks=blocks.batch_blocks(view.batch.id, view.batch.message, actions, items, view.batch.context),
         )
 
@@ -384,7 +384,13 @@ class SlackChannel(BaseAdapter):
                 return
             trigger = payload.get("trigger_id")
             if trigger:
-                await self._api("views.open", trigger_id=trigger, view=blocks.modal_view(value, record.message, action))
+                try:
+                    await self._api(
+                        "views.open", trigger_id=trigger, view=blocks.modal_view(value, record.message, action)
+                    )
+                except PermanentError as exc:  # an expired trigger (3 s): the reviewer clicks again
+                    log.warning("hitl: views.open failed: %s", exc)
+                    await self._ephemeral(payload, "Could not open the form; please click again.")
             return
         await self._decide(payload, inbox, principal, value, action, None)
 

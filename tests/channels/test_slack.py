@@ -105,6 +105,7 @@ async def test_send_posts_a_card_with_context_and_one_button_per_action(
     request_id = await create(hitl)
     (message,) = slack.posted("chat.postMessage")
     assert message["channel"] == "C1"
+    assert message["text"] == "Refund &lt;b&gt;42&lt;/b&gt; EUR to @channel?"  # <!channel> could not ping
     blocks = message["blocks"]
     assert blocks[0]["text"]["text"] == "Refund &lt;b&gt;42&lt;/b&gt; EUR to @channel?"  # escaped mrkdwn
     fields = [f["text"] for f in blocks[1]["fields"]]
@@ -347,3 +348,15 @@ async def test_a_denial_with_a_reason_shows_it_on_the_card(
     assert (await post(http, submission("UANA", request_id, "deny", values))).status_code == 200
     (update,) = slack.posted("chat.update")
     assert update["blocks"][-1]["elements"][0]["text"] == "Denied by ana — too late"
+
+
+async def test_a_form_that_cannot_open_says_so_and_decides_nothing(
+    hitl: Hitl, fake: tuple[FakeSlack, str], http: httpx.AsyncClient
+) -> None:
+    slack, _ = fake
+    slack.failures["views.open"] = [Failure(200, {"ok": False, "error": "expired_trigger_id"})]
+    request_id = await create(hitl)
+    assert (await post(http, click("UANA", request_id, "edit"))).status_code == 200
+    (ephemeral,) = slack.posted("chat.postEphemeral")
+    assert ephemeral["user"] == "UANA" and "click again" in ephemeral["text"]
+    assert (await hitl.state.get(request_id)).status == "pending"  # type: ignore[union-attr]
