@@ -163,24 +163,40 @@ def serve(
     ] = 0,
     slack_bot_token: Annotated[
         str | None,
-        typer.Option("--slack-bot-token", envvar="SLACK_BOT_TOKEN", help="Enable the Slack channel (xoxb-...)."),
+        typer.Option(
+            "--slack-bot-token", metavar="TOKEN", envvar="SLACK_BOT_TOKEN", help="Enable the Slack channel (xoxb-...)."
+        ),
     ] = None,
     slack_signing_secret: Annotated[
         str | None,
-        typer.Option("--slack-signing-secret", envvar="SLACK_SIGNING_SECRET", help="The Slack app's signing secret."),
+        typer.Option(
+            "--slack-signing-secret",
+            metavar="SECRET",
+            envvar="SLACK_SIGNING_SECRET",
+            help="The Slack app's signing secret.",
+        ),
     ] = None,
     slack_channel: Annotated[
         str | None,
-        typer.Option("--slack-channel", envvar="HITL_SLACK_CHANNEL", help='Where channel="slack" posts (C123).'),
+        typer.Option(
+            "--slack-channel",
+            metavar="CHANNEL",
+            envvar="HITL_SLACK_CHANNEL",
+            help='Where channel="slack" posts (C123).',
+        ),
     ] = None,
     smtp_url: Annotated[
         str | None,
         typer.Option(
-            "--smtp-url", envvar="HITL_SMTP_URL", help="Enable the e-mail channel: smtp://user:pass@host:587?starttls=1"
+            "--smtp-url",
+            metavar="URL",
+            envvar="HITL_SMTP_URL",
+            help="Enable the e-mail channel: smtp://user:pass@host:587?starttls=1",
         ),
     ] = None,
     mail_from: Annotated[
-        str | None, typer.Option("--mail-from", envvar="HITL_MAIL_FROM", help="The e-mail channel's sender.")
+        str | None,
+        typer.Option("--mail-from", metavar="ADDRESS", envvar="HITL_MAIL_FROM", help="The e-mail channel's sender."),
     ] = None,
 ) -> None:
     """Serve the HTTP API under uvicorn; with no Redis URL, on an embedded Redis-compatible server.

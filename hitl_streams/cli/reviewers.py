@@ -75,7 +75,10 @@ def add(
     table: TableOption = DEFAULT_TABLE,
     cluster: ClusterOption = False,
     slack_user: Annotated[
-        str | None, typer.Option("--slack-user", help="Their Slack user id (U0123ABCD): they decide from Slack.")
+        str | None,
+        typer.Option(
+            "--slack-user", metavar="USER_ID", help="Their Slack user id (U0123ABCD): they decide from Slack."
+        ),
     ] = None,
 ) -> None:
     """Add a reviewer for some namespaces and print a one-time sign-in link (15 minutes).
