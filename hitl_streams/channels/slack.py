@@ -255,15 +255,16 @@ class SlackChannel(BaseAdapter):
         ref = _split_ref(external_id)
         if ref is None or not results:
             return
-        hitl = self._bound
-        first = await hitl.state.get(results[0].id)
-        if first is None or first.batch_id is None:
-            return
-        view = await hitl.inbox.get_batch(first.batch_id)
-        if view is None:
+        first = await self._bound.state.get(results[0].id)
+        if first is not None and first.batch_id is not None:
+            await self._render_batch(first.batch_id, ref)
+
+    async def _render_batch(self, batch_id: str, ref: tuple[str, str]) -> None:
+        """Edit the batch's message to the freshest state of every item (decided ones show their outcome)."""
+        view = await self._bound.inbox.get_batch(batch_id)
+        if view is None or not view.items:
             return
         actions = view.batch.actions or view.items[0].actions
-        # The freshest state of every item: another item may have been decided since `results` was read.
         items = [
             (item.id, item.message, outcome_line(item.result, actions) if item.result is not None else None)
             for item in view.items
@@ -275,6 +276,23 @@ class SlackChannel(BaseAdapter):
             text=blocks.escape(view.batch.message or f"{len(items)} requests"),
             blocks=blocks.batch_blocks(view.batch.id, view.batch.message, actions, items, view.batch.context),
         )
+
+    async def _item_decided(self, batch_id: str) -> None:
+        """One item of a batch was decided from Slack: its card shows it at once (the core updates a batch's
+        message only when the whole batch is decided through it)."""
+        batch = await self._bound.state.get_batch(batch_id)
+        if batch is None:
+            return
+        refs = dict(batch.external_ids or {})
+        if batch.external_id is not None:
+            refs.setdefault(batch.channel, batch.external_id)
+        for channel_ref, external_id in refs.items():
+            ref = _split_ref(external_id)
+            if ref is not None and (channel_ref == self.id or channel_ref.startswith(f"{self.id}:")):
+                try:
+                    await self._render_batch(batch_id, ref)
+                except PermanentError as exc:
+                    log.warning("hitl: updating batch %s on Slack failed: %s", batch_id, exc)
 
     # --- interactivity --------------------------------------------------------------------------------
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -404,13 +422,20 @@ class SlackChannel(BaseAdapter):
         feedbacks: Mapping[str, Any] | None,
     ) -> None:
         try:
-            await inbox.resolve(principal, request_id, action_id=action.id, feedbacks=feedbacks)
+            result = await inbox.resolve(principal, request_id, action_id=action.id, feedbacks=feedbacks)
         except AlreadyResolvedError:
             await self._ephemeral(payload, "This request was already decided otherwise.")
         except NotFoundError:
             await self._ephemeral(payload, _NOT_ALLOWED)
         except HitlError as exc:
             await self._ephemeral(payload, f"Could not record the decision: {exc}")
+        else:
+            await self._after_decision(result.id)
+
+    async def _after_decision(self, request_id: str) -> None:
+        record = await self._bound.state.get(request_id)
+        if record is not None and record.batch_id is not None:
+            await self._item_decided(record.batch_id)
 
     async def _decide_all(
         self, payload: Mapping[str, Any], inbox: ReviewerInbox, principal: Principal, batch_id: str, action_id: str
@@ -460,6 +485,7 @@ class SlackChannel(BaseAdapter):
             return _modal_error(view, "This request was already decided otherwise.")
         except HitlError as exc:
             return _modal_error(view, str(exc))
+        await self._after_decision(request_id)
         return None
 
 

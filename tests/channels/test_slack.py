@@ -326,6 +326,13 @@ async def test_a_batch_is_one_message_decided_item_by_item_or_all_at_once(
     payload["actions"][0]["action_id"] = "hitl:item:0:deny"
     await post(http, payload)
     assert (await hitl.state.get(first)).result.action_id == "deny"  # type: ignore[union-attr]
+    (card,) = slack.posted("chat.update")  # the item's outcome shows at once; the others keep their buttons
+    assert [b["elements"][0]["text"] for b in card["blocks"] if b["type"] == "context"] == ["Denied by ana"]
+    assert [b["block_id"] for b in card["blocks"] if b["type"] == "actions"] == [
+        "hitl:item:1",
+        "hitl:item:2",
+        "hitl:all",
+    ]
     payload = click("UANA", anchor.batch_id, "approve")
     payload["actions"][0]["action_id"] = "hitl:all:approve"
     await post(http, payload)
