@@ -204,7 +204,7 @@ def test_serve_answers_the_cli_and_the_readme_example_find_it_and_ctrl_c_stops_i
         stats = _run([*CLI, "stats"], tmp_path)
         assert stats.returncode == 0, stats.stderr
         assert "requests    1 (pending 1, resolved 0)" in stats.stdout
-        assert "steps       7 applied, none pending" in stats.stdout
+        assert "steps       9 applied, none pending" in stats.stdout
 
         # The README's Python example (the reviewer's side of the loop), verbatim.
         example = _run([sys.executable, "-c", _readme_python("inbox.resolve")], tmp_path)
