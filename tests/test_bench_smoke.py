@@ -63,3 +63,32 @@ def test_quick_run_prints_every_figure(redis_url: str) -> None:
     replay = [line for line in lines if line["kind"] == "replay"]
     assert len(replay) == 1 and replay[0]["name"] == "rebuild" and replay[0]["events_per_s"] > 0
     assert "operation" in done.stderr  # the human-readable table with the reference figures
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_http_mode_loads_a_real_serve_through_a_socket(redis_url: str) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH),
+            "--http",
+            "--http-seconds",
+            "1",
+            "--http-connections",
+            "4",
+            "--redis-url",
+            redis_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert [line["name"] for line in lines] == ["post_requests", "post_timeout"]
+    for line in lines:
+        assert line["kind"] == "http" and line["generator"] in ("wrk", "httpx")
+        assert line["requests"] > 0 and line["non2xx"] == 0 and line["rps"] > 0
+        assert line["server_cpu_us_per_req"] > 0 and line["redis_cpu_us_per_req"] > 0

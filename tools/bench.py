@@ -467,6 +467,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="event loop: asyncio's own (default) or uvloop, which uvicorn uses when it is installed",
     )
     parser.add_argument("--json", action="store_true", help="accepted for compatibility; JSON lines are always printed")
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="instead of the in-process phases, load `hitl-streams serve` through a real socket (tools/bench_http.py)",
+    )
+    parser.add_argument("--http-url", help="with --http: a running server's base URL (else one is started)")
+    parser.add_argument("--http-seconds", type=int, default=10, help="with --http: seconds per phase (default 10)")
+    parser.add_argument("--http-connections", type=int, default=32, help="with --http: connections (default 32)")
     args = parser.parse_args(argv)
     if args.quick:
         args.n = min(args.n, 300)
@@ -621,6 +629,21 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             raise SystemExit("bench: --loop uvloop needs uvloop (pip install -e '.[server]')") from None
         run = uvloop.run
+    if args.http:
+        from bench_http import run_http
+
+        with contextlib.ExitStack() as stack:
+            url = args.redis_url or stack.enter_context(own_redis())
+            lines = run_http(url, url=args.http_url, seconds=args.http_seconds, connections=args.http_connections)
+        for line in lines:
+            emit(line)
+            log(
+                f"{line['name']:<14} {line['rps']:>9,.0f} req/s"
+                f"  p50 {line['p50_ms']:.1f} ms  p99 {line['p99_ms']:.1f} ms"
+                f"  server {line['server_cpu_us_per_req']} us/req  redis {line['redis_cpu_us_per_req']} us/req"
+                f"  non-2xx {line['non2xx']}  ({line['generator']}, c={line['connections']})"
+            )
+        return 0
     if args.redis_url:
         res = run(bench(args, args.redis_url))
     else:

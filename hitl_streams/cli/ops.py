@@ -323,8 +323,20 @@ def migrate(
     run(where, body)
 
 
+SweepOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--sweep/--no-sweep",
+        help="Also SCAN the whole keyspace for keys under the prefix that no event names (O(all keys)). "
+        "Default: only when the database is not much larger than the prefix.",
+        show_default=False,
+    ),
+]
+
+
 def rebuild(
     yes: YesOption = False,
+    sweep: SweepOption = None,
     redis_url: RedisUrlOption = None,
     table: TableOption = DEFAULT_TABLE,
     cluster: ClusterOption = False,
@@ -344,7 +356,7 @@ def rebuild(
 
     async def body(state: StreamState) -> Any:
         with Progress() as progress:
-            return await state.rebuild(progress=progress)
+            return await state.rebuild(progress=progress, sweep=sweep)
 
     stats = run(where, body)
     typer.echo(
@@ -355,6 +367,7 @@ def rebuild(
 
 def verify(
     json_output: JsonOption = False,
+    sweep: SweepOption = None,
     redis_url: RedisUrlOption = None,
     table: TableOption = DEFAULT_TABLE,
     cluster: ClusterOption = False,
@@ -369,7 +382,7 @@ def verify(
 
     async def body(state: StreamState) -> Any:
         with Progress(quiet=json_output) as progress:
-            return await state.verify(progress=progress)
+            return await state.verify(progress=progress, sweep=sweep)
 
     report = run(where, body)
     if json_output:
@@ -377,6 +390,8 @@ def verify(
     else:
         verdict = "clean" if report.clean else "DRIFT"
         typer.echo(f"{verdict}: {report.events} events replayed, {report.keys_checked} keys checked")
+        if not report.swept:
+            typer.echo("  (not swept: keys under the prefix that no event names were not looked for; --sweep)")
         for label, names in (("missing", report.missing), ("extra", report.extra), ("differing", report.differing)):
             for name in names:
                 typer.echo(f"  {label:<9} {name}")

@@ -135,6 +135,12 @@ class Keys:
         """Consumer group name on `events` that drives workflow resumption."""
         return "hitl-resume"
 
+    @property
+    def meta_written(self) -> str:
+        """SET of the names of every key a replay into this (scratch) prefix wrote or cleared, so that
+        comparing, swapping in and deleting it cost O(its keys), never a SCAN of the whole keyspace."""
+        return f"{self.prefix}:meta:written"
+
     def scratch(self, run_id: str) -> Keys:
         """A private prefix (same hash slot) that `verify` replays into."""
         return Keys(f"{self.prefix}:scratch:{run_id}")

@@ -101,6 +101,10 @@ class NetOps:
             count += 1
         return count
 
+    def keys(self) -> list[str]:
+        """Every key the folded ops touch, those whose net effect is nothing included."""
+        return list(self._kinds)
+
     def commands(self) -> list[tuple[Any, ...]]:
         """The commands that produce the net effect, given the keys held what this replay wrote before."""
         out: list[tuple[Any, ...]] = []

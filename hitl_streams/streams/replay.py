@@ -10,6 +10,14 @@ the batch: the state a reduction needs is read back from the scratch keys the re
   replayed key is RENAMEd over its live twin (atomic per key; readers never see a missing index).
   Writers may keep writing: the scratch catches up with their events, and they pause (`write_pause`)
   only for the last catch-up and the swap.
+
+Cost scales with the prefix, not the keyspace: a replay records the name of every key it touches in
+`{scratch}:meta:written`, and comparing, swapping and cleaning up walk that SET. Every key the history
+names is checked that way. A key under the prefix that no event names (written by hand, or by a projection
+step since withdrawn) is found only by a sweep, a SCAN of the whole keyspace: `sweep=True` always sweeps,
+`sweep=False` never, and the default sweeps when the database is not much larger than the prefix
+(`SWEEP_RATIO`), so a prefix sharing Redis with millions of other keys is not held up by them. Migrations,
+adopt and import always sweep.
 """
 
 from __future__ import annotations
@@ -45,9 +53,14 @@ __all__ = [
     "replay_into",
     "same_slices",
     "verify",
+    "written_keys",
 ]
 
 BATCH_SIZE = 2000
+SWEEP_RATIO = 4
+"""The default sweeps when the database holds at most this many times the replayed keys (plus
+`SWEEP_SLACK`): then a SCAN costs about what the replay does."""
+SWEEP_SLACK = 250_000
 _NOT_PROJECTION = ("events", "ops:", "op:", "meta:", "scratch:", "lease:")
 """Key suffixes that are not projection keys. `op:` keys held one write's outcome in earlier builds (they
 expire on their own)."""
@@ -90,6 +103,8 @@ class DriftReport:
     """Live, not in the replay."""
     differing: list[str] = field(default_factory=list)
     """In both, with another type or value."""
+    swept: bool = True
+    """False when keys no event names were not looked for (no sweep: see the module docs)."""
 
     @property
     def clean(self) -> bool:
@@ -103,6 +118,7 @@ class DriftReport:
             "missing": self.missing,
             "extra": self.extra,
             "differing": self.differing,
+            "swept": self.swept,
         }
 
 
@@ -231,7 +247,9 @@ async def replay_into(
             await asyncio.sleep(0)  # let the batching link write it now, not after the projection below
             cache = await _subjects(subjects, carry)
             with _gc_paused():
-                commands, count, touched = _project_batch(batch, cache, target, projector)
+                commands, count, touched, names = _project_batch(batch, cache, target, projector)
+            if names:
+                commands.append(("SADD", target.meta_written, *names))
             written += count
             rows = checked(await reading)[0] if more else []
             with _gc_paused():
@@ -306,9 +324,10 @@ async def _subjects(reads: SubjectReads, carry: dict[str, Subject | None]) -> di
 
 def _project_batch(
     batch: Batch, cache: dict[str, Subject | None], target: Keys, projector: Projector
-) -> tuple[list[tuple[Any, ...]], int, dict[str, Subject | None]]:
-    """The commands that write `batch`'s projection (net effect per key), how many writes it has, and
-    the records it leaves (`cache`, the records it starts from, is brought up to date as it goes)."""
+) -> tuple[list[tuple[Any, ...]], int, dict[str, Subject | None], list[str]]:
+    """The commands that write `batch`'s projection (net effect per key), how many writes it has, the
+    records it leaves (`cache`, the records it starts from, is brought up to date as it goes), and the
+    names of the keys it touches."""
     projected: list[tuple[Ops, str]] = []
     touched: dict[str, Subject | None] = {}
     for position, event in batch:
@@ -323,9 +342,11 @@ def _project_batch(
     try:
         for ops, position in projected:
             net.add(ops, position)
-        return net.commands(), count, touched
+        return net.commands(), count, touched, net.keys()
     except TypeError:  # a key written as two types (a damaged history): apply every write in order
-        return [cmd for ops, position in projected for cmd in _op_commands(ops, position)], count, touched
+        commands = [cmd for ops, position in projected for cmd in _op_commands(ops, position)]
+        names = list(dict.fromkeys(key for ops, _ in projected for _, key, _ in ops))
+        return commands, count, touched, names
 
 
 def _op_commands(ops: Ops, position: str) -> list[tuple[Any, ...]]:
@@ -346,27 +367,55 @@ def _op_commands(ops: Ops, position: str) -> list[tuple[Any, ...]]:
     return out
 
 
+async def written_keys(redis: Any, scratch: Keys, count: int = 1000) -> AsyncIterator[list[str]]:
+    """The names a replay into `scratch` touched (`{scratch}:meta:written`), in chunks. SSCAN may repeat a
+    name; every use below is idempotent."""
+    cursor: Any = 0
+    while True:
+        cursor, names = await redis.sscan(scratch.meta_written, cursor, count=count)
+        if names:
+            yield [text(n) for n in names]
+        if int(cursor) == 0:
+            return
+
+
 async def _delete_prefix(redis: Any, keys: Keys) -> None:
-    batch: list[str] = []
-    async for raw in redis.scan_iter(match=keys.prefix + ":*", count=1000):
-        batch.append(text(raw))
-        if len(batch) >= 500:
-            await redis.delete(*batch)
-            batch.clear()
-    if batch:
-        await redis.delete(*batch)
+    """Delete a scratch prefix: the keys its replay wrote, its own stream (adopt and import stage one),
+    then the list of the keys."""
+    async for names in written_keys(redis, keys):
+        await redis.delete(*names)
+    await redis.delete(keys.events, keys.meta_written)
+
+
+async def _sweep_needed(redis: Any, scratch: Keys, sweep: bool | None) -> bool:
+    """Whether to SCAN the keyspace for keys no event names: as asked, or when the database is not much
+    larger than the replayed prefix."""
+    if sweep is not None:
+        return sweep
+    replayed = int(await redis.scard(scratch.meta_written))
+    return int(await redis.dbsize()) <= SWEEP_RATIO * replayed + SWEEP_SLACK
 
 
 def _twin(key: str, source: Keys, target: Keys) -> str:
     return target.prefix + key[len(source.prefix) :]
 
 
-async def _compare(redis: Any, live: Keys, replayed: Keys, report: DriftReport) -> None:
+async def _compare(redis: Any, live: Keys, replayed: Keys, report: DriftReport, *, sweep: bool | None = True) -> None:
+    """Compare the keys the replay touched with their live twins; with a sweep, also look for live keys
+    under the prefix that no event names."""
+    extra: set[str] = set()
+
     async def check(names: list[str]) -> None:
+        names = list(dict.fromkeys(names))
         twins = [_twin(n, replayed, live) for n in names]
         ours = await read_value(redis, names, head=_SLICE)
         theirs = await read_value(redis, twins, head=_SLICE)
         for name, twin, mine, current in zip(names, twins, ours, theirs, strict=True):
+            if mine[0] == "none":  # the replay cleared it (an index emptied): live must not have it
+                if current[0] != "none":
+                    report.keys_checked += 1
+                    extra.add(twin)
+                continue
             report.keys_checked += 1
             if current[0] == "none":
                 report.missing.append(twin)
@@ -376,72 +425,70 @@ async def _compare(redis: Any, live: Keys, replayed: Keys, report: DriftReport) 
             elif mine != current:
                 report.differing.append(twin)
 
-    names: list[str] = []
-    async for name in projection_keys(redis, replayed):
-        names.append(name)
-        if len(names) >= 500:
-            await check(names)
-            names = []
-    if names:
-        await check(names)
+    async for chunk in written_keys(redis, replayed, count=500):
+        await check(chunk)
 
-    async def extras(batch: list[str]) -> None:
-        pipe = redis.pipeline(transaction=False)
-        for name in batch:
-            pipe.exists(_twin(name, live, replayed))
-        for name, exists in zip(batch, await pipe.execute(), strict=True):
-            if not exists:
-                report.extra.append(name)
+    report.swept = await _sweep_needed(redis, replayed, sweep)
+    if report.swept:
 
-    names = []
-    async for name in projection_keys(redis, live):
-        names.append(name)
-        if len(names) >= 500:
+        async def extras(batch: list[str]) -> None:
+            found = checked(await run_commands(redis, [("EXISTS", _twin(n, live, replayed)) for n in batch]))
+            extra.update(name for name, exists in zip(batch, found, strict=True) if not exists)
+
+        names: list[str] = []
+        async for name in projection_keys(redis, live):
+            names.append(name)
+            if len(names) >= 500:
+                await extras(names)
+                names = []
+        if names:
             await extras(names)
-            names = []
-    if names:
-        await extras(names)
-    for bucket in (report.missing, report.extra, report.differing):
-        bucket.sort()
+    report.extra = sorted(extra)
+    report.missing = sorted(set(report.missing))  # SSCAN may hand a name out twice
+    report.differing = sorted(set(report.differing))
 
 
 async def verify(
-    redis: Any, keys: Keys, projector: Projector, *, progress: Callable[[ReplayProgress], None] | None = None
+    redis: Any,
+    keys: Keys,
+    projector: Projector,
+    *,
+    progress: Callable[[ReplayProgress], None] | None = None,
+    sweep: bool | None = None,
 ) -> DriftReport:
     """Replay history into a scratch prefix and compare; the live projection is not written."""
     scratch = keys.scratch(uuid.uuid4().hex[:12])
     try:
         stats = await replay_into(redis, keys, scratch, projector, progress=progress)
         report = DriftReport(events=stats.events)
-        await _compare(redis, keys, scratch, report)
+        await _compare(redis, keys, scratch, report, sweep=sweep)
         return report
     finally:
         await _delete_prefix(redis, scratch)
 
 
-async def swap_in(redis: Any, keys: Keys, scratch: Keys) -> int:
+async def swap_in(redis: Any, keys: Keys, scratch: Keys, *, sweep: bool | None = True) -> int:
     """Make the scratch projection the live one: drop live keys it lacks, RENAME each of its keys over
-    its live twin. Returns the number of keys moved."""
-    stale: list[str] = []
-    async for name in projection_keys(redis, keys):
-        stale.append(name)
-        if len(stale) >= 2000:
+    its live twin. Returns the number of keys moved.
+
+    Keys the replay touched but left absent are deleted live; with a sweep, so is every live key under
+    the prefix that the scratch lacks (found by SCAN). Both before any RENAME, while the scratch still
+    tells what exists."""
+    if await _sweep_needed(redis, scratch, sweep):
+        stale: list[str] = []
+        async for name in projection_keys(redis, keys):
+            stale.append(name)
+            if len(stale) >= 2000:
+                await _drop_missing(redis, keys, scratch, stale)
+                stale = []
+        if stale:
             await _drop_missing(redis, keys, scratch, stale)
-            stale = []
-    if stale:
-        await _drop_missing(redis, keys, scratch, stale)
+    async for names in written_keys(redis, scratch, count=2000):
+        await _drop_missing(redis, keys, scratch, [_twin(n, scratch, keys) for n in names])
     moved = 0
-    chunk: list[str] = []
-    # Renamed in chunks as SCAN finds them, so memory stays flat however large the projection is. A
-    # renamed key leaves the scratch pattern, so SCAN cannot hand it out again under its new name; a
-    # name SCAN repeats (it may, while the table rehashes) was already moved: "no such key" is fine.
-    async for name in projection_keys(redis, scratch):
-        chunk.append(name)
-        if len(chunk) >= 2000:
-            moved += await _rename_over(redis, scratch, keys, chunk)
-            chunk = []
-    if chunk:
-        moved += await _rename_over(redis, scratch, keys, chunk)
+    # A name SSCAN repeats was already moved: "no such key" is fine.
+    async for names in written_keys(redis, scratch, count=2000):
+        moved += await _rename_over(redis, scratch, keys, names)
     return moved
 
 
@@ -478,7 +525,12 @@ def _joined(first: ReplayStats, more: ReplayStats) -> ReplayStats:
 
 
 async def rebuild_locked(
-    redis: Any, keys: Keys, projector: Projector, *, progress: Callable[[ReplayProgress], None] | None = None
+    redis: Any,
+    keys: Keys,
+    projector: Projector,
+    *,
+    progress: Callable[[ReplayProgress], None] | None = None,
+    sweep: bool | None = None,
 ) -> ReplayStats:
     """`rebuild` for a caller that already holds the prefix lock.
 
@@ -496,7 +548,7 @@ async def rebuild_locked(
         async with write_pause(redis, keys):
             more = await replay_into(redis, keys, scratch, projector, after=stats.last_position or "0-0")
             stats = _joined(stats, more)
-            await swap_in(redis, keys, scratch)
+            await swap_in(redis, keys, scratch, sweep=sweep)
         if stats.last_position is not None:
             await redis.hset(keys.meta_projection, mapping={"position": stats.last_position, "events": stats.events})
         await redis.hincrby(keys.meta_projection, "rebuilds", 1)
@@ -506,8 +558,13 @@ async def rebuild_locked(
 
 
 async def rebuild(
-    redis: Any, keys: Keys, projector: Projector, *, progress: Callable[[ReplayProgress], None] | None = None
+    redis: Any,
+    keys: Keys,
+    projector: Projector,
+    *,
+    progress: Callable[[ReplayProgress], None] | None = None,
+    sweep: bool | None = None,
 ) -> ReplayStats:
     """Rewrite the whole projection from history, holding the prefix lock."""
     async with prefix_lock(redis, keys):
-        return await rebuild_locked(redis, keys, projector, progress=progress)
+        return await rebuild_locked(redis, keys, projector, progress=progress, sweep=sweep)

@@ -9,6 +9,7 @@ without history must be adopted first (`hitl-streams adopt`), never silently rew
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +41,19 @@ async def schema_status(redis: Any, keys: Keys, projector: Projector) -> SchemaS
     return SchemaStatus(done, pending, int(await redis.xlen(keys.events)))
 
 
-async def _holds_unadopted_data(redis: Any, keys: Keys) -> bool:
-    async for _ in projection_keys(redis, keys):
+_OURS = re.compile(r"\d{4}_[a-z0-9_]+")
+"""Our step ids are `NNNN_name`; the TypeScript ledger's are `NNN-name` (we record those too)."""
+
+
+async def _holds_unadopted_data(redis: Any, keys: Keys, ledger: set[str]) -> bool:
+    """Projection keys without history. O(1) in the usual cases: an `IoredisState` with requests has its
+    all-requests index, and one that ran its migrations has its ledger; only a TypeScript ledger without
+    requests (notifications or timelines only) costs a SCAN, once."""
+    if await redis.exists(keys.idx_all, keys.idx_status("pending"), keys.idx_status("resolved")):
         return True
+    if ledger and not any(_OURS.fullmatch(step) for step in ledger):  # only a TypeScript ledger
+        async for _ in projection_keys(redis, keys):
+            return True
     return False
 
 
@@ -56,8 +67,9 @@ async def ensure_schema(redis: Any, keys: Keys, projector: Projector) -> None:
         if set(wanted) <= applied:
             return
         if int(await redis.xlen(keys.events)) > 0:
-            await rebuild_locked(redis, keys, projector)
-        elif await _holds_unadopted_data(redis, keys):
+            # Sweep: a new step may withdraw keys an earlier one wrote, which no event names any more.
+            await rebuild_locked(redis, keys, projector, sweep=True)
+        elif await _holds_unadopted_data(redis, keys, applied):
             raise SchemaError(
                 f'"{keys.prefix}" holds data written without history (a TypeScript IoredisState deployment?). '
                 "Adopt it first: `hitl-streams adopt --table ...` (or `await state.adopt()`)."

@@ -556,16 +556,23 @@ class StreamState:
             start = "(" + text(rows[-1][0])
 
     # --- replay ---------------------------------------------------------------------------------------
-    async def rebuild(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> ReplayStats:
+    async def rebuild(
+        self, *, progress: Callable[[ReplayProgress], None] | None = None, sweep: bool | None = None
+    ) -> ReplayStats:
         """Rewrite the whole projection from history. Byte-identical to the live projection when both
-        are right. Writers may keep writing: they wait while the replayed projection is swapped in."""
+        are right. Writers may keep writing: they wait while the replayed projection is swapped in.
+        `sweep`: also delete keys under the prefix that no event names (a SCAN of the whole keyspace);
+        by default only when the database is not much larger than the prefix (`replay.SWEEP_RATIO`)."""
         await self.ensure_schema()
-        return await rebuild(self.redis, self.keys, self.projector, progress=progress)
+        return await rebuild(self.redis, self.keys, self.projector, progress=progress, sweep=sweep)
 
-    async def verify(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> DriftReport:
-        """Compare the projection with a replay of history, without touching the projection."""
+    async def verify(
+        self, *, progress: Callable[[ReplayProgress], None] | None = None, sweep: bool | None = None
+    ) -> DriftReport:
+        """Compare the projection with a replay of history, without touching the projection. `sweep` as
+        for `rebuild`: whether to look for keys no event names (`DriftReport.swept` says if it did)."""
         await self.ensure_schema()
-        return await verify(self.redis, self.keys, self.projector, progress=progress)
+        return await verify(self.redis, self.keys, self.projector, progress=progress, sweep=sweep)
 
     async def adopt(self, *, progress: Callable[[ReplayProgress], None] | None = None) -> AdoptReport:
         """Take over a prefix written by the TypeScript `IoredisState` (projection keys, no history):

@@ -42,11 +42,11 @@ async def test_writes_during_a_rebuild_are_kept(redis: Redis, table_name: str, m
         await asyncio.sleep(0.05)  # let the writers append while the replay runs
         return await real_replay(*args, **kwargs)
 
-    async def slow_swap(redis: Any, keys: Keys, scratch: Keys) -> int:
+    async def slow_swap(redis: Any, keys: Keys, scratch: Keys, **options: Any) -> int:
         before = await redis.xlen(keys.events)
         await asyncio.sleep(0.3)  # writers keep trying: they must wait, not land and be reverted
         during_swap.append(await redis.xlen(keys.events) - before)
-        return await real_swap(redis, keys, scratch)
+        return await real_swap(redis, keys, scratch, **options)
 
     monkeypatch.setattr(replay_module, "replay_into", slow_replay)
     monkeypatch.setattr(replay_module, "swap_in", slow_swap)
@@ -94,7 +94,7 @@ async def test_an_interrupted_rebuild_leaves_nothing_behind_and_a_rerun_finishes
 
     live = await snapshot(redis, state.keys)
 
-    async def half_a_swap(redis: Any, keys: Keys, scratch: Keys) -> int:
+    async def half_a_swap(redis: Any, keys: Keys, scratch: Keys, **options: Any) -> int:
         names = sorted([k async for k in replay_module.projection_keys(redis, scratch)])
         for name in names[: len(names) // 2]:
             await redis.rename(name, keys.prefix + name[len(scratch.prefix) :])
