@@ -16,7 +16,7 @@ messages = st.none() | st.text(max_size=20)
 
 @st.composite
 def entries(draw: st.DrawFn, *, bounded: bool = False) -> ReminderEntry:
-    """Any entry a builder can make; `bounded` ones have a count or an until."""
+    """Any entry a builder can make; `bounded` ones have a count or an until, and at most a few thousand fires."""
     kind = draw(st.sampled_from(["after", "at", "tomorrow_at", "every", "daily_at", "weekdays_at"]))
     builder: Any = remind if draw(st.booleans()) else escalate.to(draw(st.text(min_size=1, max_size=10)))
     message = draw(messages)
