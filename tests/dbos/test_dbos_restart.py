@@ -49,7 +49,7 @@ async def test_dbos_process_killed_mid_wait_then_recovered(tmp_path: Path) -> No
             assert first.stdout is not None
             assert await asyncio.wait_for(first.stdout.readline(), 120) == b"started\n"
             [request] = await pending_requests(hitl, within=120)
-            assert json.loads(request.token) == {"workflowId": workflow_id, "topic": "hitl-wait-1"}
+            assert json.loads(request.token)["workflowId"] == workflow_id
         finally:
             first.send_signal(signal.SIGKILL)
             assert await first.wait() == -signal.SIGKILL
