@@ -12,7 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from engine_support import SECRET, pending_requests, resumed, served
+from engine_support import SECRET, die_with_parent, pending_requests, resumed, served
 
 from hitl_streams import Hitl, InMemoryState
 from hitl_streams.dbos import DBOSResolver
@@ -35,6 +35,7 @@ async def dbos_process(database_url: str, mode: str, workflow_id: str, url: str)
         workflow_id,
         env=env,
         stdout=asyncio.subprocess.PIPE,
+        preexec_fn=die_with_parent,
     )
 
 
