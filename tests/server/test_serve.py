@@ -3,6 +3,7 @@ CLI, `connect()` and the README's example find that server (the URL recorded in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -174,6 +175,7 @@ def test_serve_answers_the_cli_and_the_readme_example_find_it_and_ctrl_c_stops_i
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: a failing test kills the embedded server too
     )
     try:
         deadline = time.monotonic() + 60
@@ -217,9 +219,9 @@ def test_serve_answers_the_cli_and_the_readme_example_find_it_and_ctrl_c_stops_i
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        with contextlib.suppress(ProcessLookupError):  # whatever of the group is left: serve, its Valkey
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
     assert process.returncode == 0, output
     assert f"hitl-streams serving http://127.0.0.1:{port}/.well-known/hitl/v1" in output
     assert f"  redis:    {url}, recorded in .hitl-data/redis.url" in output
