@@ -74,7 +74,7 @@ def test_an_embedded_server_left_behind_by_a_killed_serve_is_stopped_not_doubled
         redis.Redis(port=port).set("k", "v")
         with embedded_redis(data) as url:  # same data dir: the old server is shut down, the port reused
             assert url == f"redis://127.0.0.1:{port}/0"
-            assert orphan._process is not None and orphan._process.wait(timeout=10) == 0
+            assert orphan._process is not None and orphan._process.wait(timeout=30) == 0
             assert redis.Redis.from_url(url).get("k") == b"v"
     finally:
         orphan.terminate()
@@ -191,7 +191,7 @@ def test_serve_answers_the_cli_and_the_readme_example_find_it_and_ctrl_c_stops_i
         url = f"redis://127.0.0.1:{redis_port}/0"
         assert (tmp_path / ".hitl-data" / "redis.url").read_text() == url + "\n"
         body = {"token": "t1", "message": "Deploy?", "actions": APPROVE_DENY}
-        created = httpx.post(f"http://127.0.0.1:{port}{API}/requests", json=body, timeout=5)
+        created = httpx.post(f"http://127.0.0.1:{port}{API}/requests", json=body, timeout=30)
         assert created.status_code == 201
         request_id = created.json()["id"]
 
