@@ -145,6 +145,15 @@ def test_serve_on_an_unreachable_or_refusing_redis_fails_in_one_line_before_the_
     assert no_secret.stderr.splitlines() == [
         "hitl-streams: error: --webhook-url needs --webhook-secret (or HITL_WEBHOOK_SECRET)"
     ]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        in_use = subprocess.run(
+            [*CLI, "serve", "--port", str(busy)], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60
+        )
+    assert in_use.returncode == 2 and in_use.stdout == ""
+    assert in_use.stderr.splitlines() == [f"hitl-streams: error: 127.0.0.1:{busy} is in use: pass another --port"]
     assert not (tmp_path / ".hitl-data").exists()  # nothing was started
 
 
