@@ -38,8 +38,7 @@ def test_two_resolvers_are_refused_in_one_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert result.returncode == 2  # bad input, as every command's
     assert result.stderr.strip() == (
-        "hitl-streams: error: choose one resolver: --webhook-url and --temporal-address were both given "
-        "(pass only one)"
+        "hitl-streams: error: choose one resolver: --webhook-url and --temporal-address were both given (pass only one)"
     )
     assert not any(tmp_path.iterdir())  # refused before anything started
 
