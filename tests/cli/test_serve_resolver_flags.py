@@ -38,8 +38,7 @@ def test_two_resolvers_are_refused_in_one_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert result.returncode == 2  # bad input, as every command's
     assert result.stderr.strip() == (
-        "hitl-streams: error: choose one resolver: --webhook-url and --temporal-address were both given "
-        "(pass only one)"
+        "hitl-streams: error: choose one resolver: --webhook-url and --temporal-address were both given (pass only one)"
     )
     assert not any(tmp_path.iterdir())  # refused before anything started
 
@@ -58,3 +57,11 @@ def test_an_unreachable_temporal_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("cannot reach Temporal at 127.0.0.1:9: ")
+
+
+def test_a_database_dbos_never_launched_on_is_a_one_line_error(tmp_path: Path) -> None:
+    result = run_serve("--data-dir", str(tmp_path / "data"), "--dbos-database-url", f"sqlite:///{tmp_path}/none.sqlite")
+    assert result.returncode != 0
+    [line] = [line for line in result.stderr.strip().splitlines() if "INFO" not in line]
+    assert line.startswith(f"cannot open the DBOS system database sqlite:///{tmp_path}/none.sqlite: ")
+    assert "no such table" in line
