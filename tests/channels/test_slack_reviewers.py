@@ -9,8 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from hitl_streams import State
+from hitl_streams.cli import app
 from hitl_streams.errors import ValidationError
 from hitl_streams.results import Resolved
 from hitl_streams.reviewers import ReviewerDirectory
@@ -80,6 +82,9 @@ def test_reviewers_add_slack_user_is_stored_for_every_replica(
     assert stored is not None and stored.slack_user == "U0ANA"
     listed = cli("list", "--json")
     assert json.loads(listed.stdout.splitlines()[0])["slackUser"] == "U0ANA"
+    stored_id = stored.id
+    audit = CliRunner().invoke(app, ["audit", stored_id, "--redis-url", redis_url, "--table", table_name])
+    assert "name=ana slack=U0ANA namespaces=billing" in audit.stdout
     bad = cli("add", "bob", "--namespaces", "billing", "--slack-user", "not-an-id")
     assert bad.exit_code == 2
     assert "Invalid Slack user id" in error_line(bad)
