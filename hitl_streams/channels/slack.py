@@ -320,7 +320,12 @@ class SlackChannel(BaseAdapter):
         except (KeyError, IndexError, ValueError, UnicodeDecodeError):
             await _respond(send, 400, b'{"error":"Invalid payload"}')
             return
-        answer = await self._interaction(payload)
+        try:
+            answer = await self._interaction(payload)
+        except (AttributeError, TypeError, KeyError):  # signed, yet not shaped like Slack's payloads
+            log.warning("hitl: a signed Slack payload of an unexpected shape", exc_info=True)
+            await _respond(send, 400, b'{"error":"Invalid payload"}')
+            return
         await _respond(send, 200, json.dumps(answer).encode() if answer is not None else b"")
 
     async def _interaction(self, payload: dict[str, Any]) -> dict[str, Any] | None:

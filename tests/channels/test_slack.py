@@ -13,6 +13,7 @@ import pytest
 from hitl_streams import InMemoryState, State, StreamState
 from hitl_streams.channels._retry import RetryPolicy
 from hitl_streams.channels.slack import SlackChannel
+from hitl_streams.channels.slack_signature import sign
 from hitl_streams.history import events as ev
 from hitl_streams.results import Resolved
 from hitl_streams.reviewers import ReviewerDirectory
@@ -366,4 +367,21 @@ async def test_a_form_that_cannot_open_says_so_and_decides_nothing(
     assert (await post(http, click("UANA", request_id, "edit"))).status_code == 200
     (ephemeral,) = slack.posted("chat.postEphemeral")
     assert ephemeral["user"] == "UANA" and "click again" in ephemeral["text"]
+    assert (await hitl.state.get(request_id)).status == "pending"  # type: ignore[union-attr]
+
+
+async def test_a_signed_payload_of_another_shape_is_a_400_and_changes_nothing(
+    hitl: Hitl, fake: tuple[FakeSlack, str], http: httpx.AsyncClient
+) -> None:
+    request_id = await create(hitl)
+    odd = click("UANA", request_id, "approve")
+    odd["user"] = "UANA"  # a string where Slack sends an object
+    assert (await post(http, odd)).status_code == 400
+    _, headers = signed({})
+    assert (await http.post(URL, content=b"nopayload=1", headers=headers)).status_code == 401  # body differs
+    not_form = b"payload=%5B1%5D"  # a JSON list
+    _, headers = signed({})
+    headers["x-slack-signature"] = sign(SIGNING_SECRET, headers["x-slack-request-timestamp"], not_form)
+    assert (await http.post(URL, content=not_form, headers=headers)).status_code == 400
+    assert (await http.get(URL)).status_code == 405
     assert (await hitl.state.get(request_id)).status == "pending"  # type: ignore[union-attr]
