@@ -58,6 +58,7 @@ _TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org"}
 )
 _MAX_BODY = 256 * 1024
+_READ_METHODS = frozenset({"users.info"})
 _NOT_ALLOWED = "You are not allowed to decide this request (ask an operator to add you as a reviewer)."
 
 
@@ -147,7 +148,10 @@ class SlackChannel(BaseAdapter):
 
     async def _api(self, method: str, **kwargs: Any) -> dict[str, Any]:
         async def call() -> dict[str, Any]:
-            response = await self.client.api_call(method, json=kwargs)
+            if method in _READ_METHODS:  # read methods take query parameters, not JSON
+                response = await self.client.api_call(method, http_verb="GET", params=kwargs)
+            else:
+                response = await self.client.api_call(method, json=kwargs)
             return dict(response.data) if isinstance(response.data, Mapping) else {}
 
         return await with_retries(f"slack {method}", call, _classify, self._retry)

@@ -14,6 +14,7 @@ from typing import Any
 from hitl_streams.channels.slack_signature import sign
 
 SIGNING_SECRET = "test-signing-secret"
+BOT_TOKEN = "xoxb-test"
 
 
 @dataclass
@@ -51,7 +52,15 @@ class FakeSlack:
             if not message.get("more_body"):
                 break
         method = scope["path"].strip("/").split("/")[-1]
-        data = json.loads(body) if body else {}
+        headers = dict(scope["headers"])
+        if headers.get(b"authorization") != f"Bearer {BOT_TOKEN}".encode():
+            await self._answer(send, 200, {"ok": False, "error": "not_authed"})
+            return
+        if scope["method"] == "GET":  # read methods: query parameters (a JSON body would be ignored by Slack)
+            data = dict(urllib.parse.parse_qsl(scope["query_string"].decode()))
+        else:
+            assert scope["method"] == "POST"
+            data = json.loads(body) if body else {}
         queued = self.failures.get(method)
         if queued:
             failure = queued.pop(0)

@@ -22,7 +22,7 @@ from hitl_streams.server.wire import parse_create_batch, parse_create_request, p
 from tests.server.conftest import resume_queue_for
 from tests.server.support import served
 
-from .fake_slack import SIGNING_SECRET, Failure, FakeSlack, click, signed, submission
+from .fake_slack import BOT_TOKEN, SIGNING_SECRET, Failure, FakeSlack, click, signed, submission
 
 ACTIONS: list[dict[str, Any]] = [
     {"id": "approve"},
@@ -49,7 +49,7 @@ async def fake() -> AsyncIterator[tuple[FakeSlack, str]]:
 
 def make_hitl(state: State, api_url: str) -> Hitl:
     channel = SlackChannel(
-        bot_token="xoxb-test",
+        bot_token=BOT_TOKEN,
         signing_secret=SIGNING_SECRET,
         default_channel="C1",
         base_url=api_url,
