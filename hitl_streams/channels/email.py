@@ -209,7 +209,7 @@ class EmailChannel(BaseAdapter):
                 username=s.username,
                 password=s.password,
                 use_tls=s.use_tls,
-                start_tls=s.start_tls if s.start_tls else False,
+                start_tls=s.start_tls,
                 timeout=s.timeout,
             )
 

@@ -1,5 +1,6 @@
 """SMTP settings from one URL: `smtp://user:pass@host:587?starttls=1` (STARTTLS), `smtps://...:465`
-(implicit TLS), `smtp://host:25` (plain, for a local relay). User and password are percent-decoded."""
+(implicit TLS), `smtp://host:25` (STARTTLS when the server offers it; `?starttls=0` never, for a local
+relay that offers a certificate it cannot prove). User and password are percent-decoded."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ class SmtpSettings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     use_tls: bool = False
-    start_tls: bool = False
+    start_tls: bool | None = None
+    """True: STARTTLS required; False: never; None: when the server offers it."""
     timeout: float = 30.0
 
     @classmethod
@@ -30,7 +32,10 @@ class SmtpSettings:
             raise ValidationError("An SMTP URL looks like smtp://user:pass@host:587?starttls=1 or smtps://host:465")
         query = urllib.parse.parse_qs(parts.query)
         implicit = parts.scheme == "smtps"
-        start = not implicit and (query.get("starttls", ["0"])[-1].lower() in _TRUE)
+        given = query.get("starttls")
+        start: bool | None = None if given is None else given[-1].lower() in _TRUE
+        if implicit:
+            start = False
         try:
             port = parts.port or (465 if implicit else 587 if start else 25)
         except ValueError:

@@ -149,3 +149,20 @@ def test_serve_enables_slack_from_the_environment_and_email_from_options(tmp_pat
     assert process.returncode == 0, output
     assert "  slack:    interactivity at https://hitl.example.com/channels/slack/interactivity" in output
     assert '  email:    enabled (channel="email" or "email:ADDRESS")' in output
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://u:p@h:587?starttls=1", ("h", 587, "u", "p", False, True)),
+        ("smtp://h?starttls=1", ("h", 587, None, None, False, True)),
+        ("smtps://u:p@h", ("h", 465, "u", "p", True, False)),
+        ("smtp://h", ("h", 25, None, None, False, None)),
+        ("smtp://h:2525?starttls=0", ("h", 2525, None, None, False, False)),
+    ],
+)
+def test_smtp_urls(url: str, expected: tuple[object, ...]) -> None:
+    from hitl_streams.channels.email_smtp import SmtpSettings
+
+    s = SmtpSettings.from_url(url)
+    assert (s.host, s.port, s.username, s.password, s.use_tls, s.start_tls) == expected
