@@ -268,8 +268,10 @@ async def test_a_notification_after_a_request_threads_under_it(hitl: Hitl, fake:
     from hitl_streams.server.wire import parse_notify
 
     await hitl.core.notify(parse_notify({"message": "Refund sent", "after": {"id": request_id}}))
-    _, note = slack.posted("chat.postMessage")
+    await hitl.core.notify(parse_notify({"message": "Receipt mailed", "on": request_id}))
+    _, note, other = slack.posted("chat.postMessage")
     assert (note["channel"], note["thread_ts"], note["text"]) == ("C1", "1700000000.000001", "Refund sent")
+    assert (other["channel"], other["thread_ts"], other["text"]) == ("C1", "1700000000.000001", "Receipt mailed")
 
 
 async def test_a_rate_limit_is_waited_out(hitl: Hitl, fake: tuple[FakeSlack, str]) -> None:
