@@ -263,10 +263,10 @@ def test_serve_refuses_a_public_interface_without_a_secret(tmp_path: Path, host:
         timeout=60,
         check=False,
     )
-    assert finished.returncode != 0
+    assert finished.returncode == 2  # refused input, as every command's
     lines = (finished.stdout + finished.stderr).strip().splitlines()
     assert lines == [
-        f"hitl-streams: refusing to serve {host} without HITL_SECRET (anyone reaching the port could create, "
+        f"hitl-streams: error: refusing to serve {host} without HITL_SECRET (anyone reaching the port could create, "
         "time out and escalate requests): set HITL_SECRET, or pass --insecure-no-secret to serve an open API anyway"
     ]
     assert not (tmp_path / "data").exists()  # refused before starting anything
