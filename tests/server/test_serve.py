@@ -204,7 +204,7 @@ def test_serve_answers_the_cli_and_the_readme_example_find_it_and_ctrl_c_stops_i
         stats = _run([*CLI, "stats"], tmp_path)
         assert stats.returncode == 0, stats.stderr
         assert "requests    1 (pending 1, resolved 0)" in stats.stdout
-        assert "steps       7 applied, none pending" in stats.stdout
+        assert "steps       9 applied, none pending" in stats.stdout
 
         # The README's Python example (the reviewer's side of the loop), verbatim.
         example = _run([sys.executable, "-c", _readme_python("inbox.resolve")], tmp_path)
@@ -269,3 +269,17 @@ def test_only_loopback_may_be_open_unless_the_operator_says_insecure() -> None:
     assert exposure_refusal(public, "") is not None
     assert exposure_refusal(public, "a-secret") is None
     assert exposure_refusal(ServeOptions(host="0.0.0.0", insecure_no_secret=True), None) is None
+
+
+def test_serve_runs_uvicorn_on_uvloop_when_it_is_installed() -> None:
+    # asyncio.run() would hand uvicorn asyncio's own loop even with uvloop installed (the server extra has it).
+    import asyncio
+
+    import uvloop
+
+    from hitl_streams.server.serve import _loop_factory
+
+    factory = _loop_factory()
+    assert factory is uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        assert isinstance(runner.get_loop(), uvloop.Loop)
