@@ -412,9 +412,8 @@ class Core:
     async def create_request(self, body: CreateRequestBody) -> Anchor:
         explicit = resolve_channel(self.adapters, body.channel) if body.channel is not None else None
         async with self._locks.hold(body.token):
-            existing = await self.state.find_by_token(body.token)
-            if existing is not None:
-                return await self._create_again(existing, body)
+            # No lookup of the token first: `create` refuses a taken token (DuplicateTokenError), and a
+            # retry is then answered from the stored request below. New tokens are the common case.
             anchor = await self.resolve_anchor(body.after) if body.after is not None else None
             route = explicit or self._default_route(anchor, None)
             record = NewHumanRequest(
@@ -438,8 +437,8 @@ class Core:
                     await self._release_lease(name, lease)
                 if not isinstance(exc, DuplicateTokenError):
                     raise
-                # Another process created it a moment ago: answer like a retry, which waits for that
-                # process's delivery through the delivery lease (or delivers, if that process died).
+                # A retry, or another process created it a moment ago: answer like a retry, which waits
+                # for that delivery through the delivery lease (or delivers, if its process died).
                 existing = await self.state.find_by_token(body.token)
                 if existing is None:
                     raise
