@@ -49,6 +49,7 @@ __all__ = [
     "sign_in_link",
     "validate_email",
     "validate_reviewer_name",
+    "validate_slack_user",
 ]
 
 ALL_NAMESPACES = "*"
@@ -96,6 +97,8 @@ class ReviewerRecord(msgspec.Struct, kw_only=True, rename="camel", omit_defaults
     revoked_at: str | None = None
     current_token: str | None = None
     """The id of the reviewer's API token: one per reviewer, so issuing a new one retires the old."""
+    slack_user: str | None = None
+    """Their Slack user id (`U0123ABCD`): the Slack channel lets that user decide as this reviewer."""
 
     @property
     def active(self) -> bool:
@@ -183,6 +186,16 @@ def validate_reviewer_name(name: object) -> str:
     return name
 
 
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,31}")
+
+
+def validate_slack_user(user: object) -> str:
+    """A Slack user id: `U` or `W` (Enterprise Grid) and upper-case letters and digits."""
+    if not isinstance(user, str) or _SLACK_USER.fullmatch(user) is None:
+        raise ValidationError(f"Invalid Slack user id {user!r} (like U0123ABCD)")
+    return user
+
+
 def validate_email(email: object) -> str:
     if not isinstance(email, str) or _EMAIL.fullmatch(email) is None:
         raise ValidationError(f"Invalid email {email!r}")
@@ -211,7 +224,13 @@ class ReviewerDirectory(Protocol):
     store (no cache), so a revocation is seen at once by every process sharing it."""
 
     async def add(
-        self, name: str, *, namespaces: builtins.list[str], email: str | None = None, by: Reviewer | None = None
+        self,
+        name: str,
+        *,
+        namespaces: builtins.list[str],
+        email: str | None = None,
+        by: Reviewer | None = None,
+        slack_user: str | None = None,
     ) -> ReviewerRecord: ...
 
     async def get(self, name: str) -> ReviewerRecord | None: ...

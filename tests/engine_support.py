@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -18,6 +19,13 @@ from hitl_streams import Hitl, HumanRequestRecord
 from hitl_streams.server.channels import BaseAdapter, HumanRequest, Notification
 
 SECRET = "engine-tests-secret"
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` of the test's child processes: on Linux they get SIGTERM when pytest dies, even by
+    SIGKILL (when no fixture teardown runs), so no server or worker outlives the test run."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -74,6 +82,7 @@ async def served_by_cli(*args: str) -> AsyncIterator[str]:
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -216,3 +216,17 @@ async def test_on_redis_cluster_every_reviewer_key_shares_the_prefix_slot(
         names = [n async for n in redis_cluster_client.scan_iter(match=f"{state.keys.prefix}*")]
         for name in names:
             await redis_cluster_client.delete(name)
+
+
+async def test_an_expired_link_does_not_sign_in_and_history_stays_consistent(
+    state: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hitl_streams.history import reviewer_rules
+
+    monkeypatch.setattr(reviewer_rules, "LINK_TTL_SECONDS", 0)  # expires as it is issued
+    await directory(state).add("ada", namespaces=["a"])
+    link = await directory(state).issue("ada", "link")
+    assert await directory(state).sign_in(link.token) is None
+    if isinstance(state, StreamState):
+        assert not await state.redis.exists(state.keys.credential(hash_token(link.token)))  # its TTL ran out
+        assert (await state.verify()).clean  # a replay gives it the same past deadline: gone there too

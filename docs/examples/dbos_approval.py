@@ -23,7 +23,7 @@ DBOS(config={"name": "refunds", "system_database_url": DATABASE_URL, "run_admin_
 
 @DBOS.workflow()
 async def refund(amount: int) -> str:
-    hitl = dbos_hitl_client()  # once per workflow; URL and secret from HITL_URL and HITL_SECRET
+    hitl = dbos_hitl_client()  # inside the workflow; URL and secret from HITL_URL and HITL_SECRET
     result = await hitl.wait_for_human(
         message=f"Refund ${amount} to order 1042?",
         actions=actions().approve().deny(fields={"reason": field.text(label="Why not?")}).build(),

@@ -161,6 +161,43 @@ def serve(
             help="After every write, wait (up to 1 s) for this many Redis replicas to acknowledge it.",
         ),
     ] = 0,
+    slack_bot_token: Annotated[
+        str | None,
+        typer.Option(
+            "--slack-bot-token", metavar="TOKEN", envvar="SLACK_BOT_TOKEN", help="Enable the Slack channel (xoxb-...)."
+        ),
+    ] = None,
+    slack_signing_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--slack-signing-secret",
+            metavar="SECRET",
+            envvar="SLACK_SIGNING_SECRET",
+            help="The Slack app's signing secret.",
+        ),
+    ] = None,
+    slack_channel: Annotated[
+        str | None,
+        typer.Option(
+            "--slack-channel",
+            metavar="CHANNEL",
+            envvar="HITL_SLACK_CHANNEL",
+            help='Where channel="slack" posts (C123).',
+        ),
+    ] = None,
+    smtp_url: Annotated[
+        str | None,
+        typer.Option(
+            "--smtp-url",
+            metavar="URL",
+            envvar="HITL_SMTP_URL",
+            help="Enable the e-mail channel: smtp://user:pass@host:587?starttls=1",
+        ),
+    ] = None,
+    mail_from: Annotated[
+        str | None,
+        typer.Option("--mail-from", metavar="ADDRESS", envvar="HITL_MAIL_FROM", help="The e-mail channel's sender."),
+    ] = None,
 ) -> None:
     """Serve the HTTP API under uvicorn; with no Redis URL, on an embedded Redis-compatible server.
 
@@ -193,6 +230,11 @@ def serve(
         insecure_no_secret=insecure_no_secret,
         resume_claim_idle=resume_claim_idle,
         wait_replicas=wait_replicas,
+        slack_bot_token=slack_bot_token,
+        slack_signing_secret=slack_signing_secret,
+        slack_channel=slack_channel,
+        smtp_url=smtp_url,
+        mail_from=mail_from,
     )
     try:
         run(options, echo=typer.echo)

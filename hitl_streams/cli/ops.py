@@ -320,7 +320,8 @@ def _describe_reviewer(event: ev.Event) -> str | None:
     match event:
         case ev.ReviewerAdded(reviewer=r):
             email = f" email={r.email}" if r.email else ""
-            return f"name={r.name}{email} namespaces={','.join(r.namespaces)}"
+            slack = f" slack={r.slack_user}" if r.slack_user else ""
+            return f"name={r.name}{email}{slack} namespaces={','.join(r.namespaces)}"
         case ev.ReviewerRevoked(reviewer=r):
             return f"name={r.name} revoked"
         case ev.ReviewerCredentialIssued(credential=c):

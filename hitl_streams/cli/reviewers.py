@@ -74,6 +74,12 @@ def add(
     redis_url: RedisUrlOption = None,
     table: TableOption = DEFAULT_TABLE,
     cluster: ClusterOption = False,
+    slack_user: Annotated[
+        str | None,
+        typer.Option(
+            "--slack-user", metavar="USER_ID", help="Their Slack user id (U0123ABCD): they decide from Slack."
+        ),
+    ] = None,
 ) -> None:
     """Add a reviewer for some namespaces and print a one-time sign-in link (15 minutes).
 
@@ -83,7 +89,9 @@ def add(
 
     async def body(state: StreamState) -> tuple[ReviewerRecord, str]:
         try:
-            reviewer = await state.reviewers.add(name, namespaces=namespaces.split(","), email=email, by=_operator())
+            reviewer = await state.reviewers.add(
+                name, namespaces=namespaces.split(","), email=email, by=_operator(), slack_user=slack_user
+            )
         except DuplicateReviewerError as exc:
             raise _taken(exc) from None
         return reviewer, (await state.reviewers.issue(name, "link", by=_operator())).token

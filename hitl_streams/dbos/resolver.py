@@ -44,8 +44,12 @@ class DBOSResolver:
         return f"DBOSResolver({self.where!r})"
 
     async def connect(self) -> None:
-        """Open the client now (it is opened on first use otherwise): fails early on a bad URL."""
-        await self._connected()
+        """Open the client now and check the database is a DBOS system database (fails early if not).
+
+        DBOSClient never creates the schema: the DBOS application must have launched on it once.
+        """
+        client = await self._connected()
+        await client.list_workflows_async(limit=1)
 
     async def _connected(self) -> DBOSClient:
         async with self._opening:

@@ -1,9 +1,10 @@
 """The workflow side of the DBOS binding: `dbos_hitl_client()` inside a DBOS workflow.
 
 Primitives:
-- `suspend`: a per-workflow counter names the topic `hitl-wait-N`; the token is `{"workflowId","topic"}`
-  and the awaitable is `DBOS.recv_async(topic)` (a durable receive: a message that arrived earlier,
-  even while the process was down, is picked up; after a restart the recovered workflow waits again).
+- `suspend`: the topic is `hitl-wait-N`, N a step id reserved for the wait (`DBOS.reserve_step`, so
+  deterministic across replays and unique in the workflow); the token is `{"workflowId","topic"}` and
+  the awaitable is `DBOS.recv_async(topic)` (a durable receive: a message that arrived earlier, even
+  while the process was down, is picked up; after a restart the recovered workflow waits again).
 - `sleep`: `DBOS.sleep_async` (durable: a recovered workflow sleeps only what is left).
 - `now`: the `hitl-now` step, so a recovered workflow sees the instant its first run recorded.
 - `request`: the `hitl-request` step (HTTP with httpx, retried by DBOS with backoff).
@@ -50,11 +51,11 @@ class DBOSPrimitives:
     def __init__(self, workflow_id: str, *, recv_timeout: float = RECV_TIMEOUT_SECONDS) -> None:
         self._workflow_id = workflow_id
         self._recv_timeout = recv_timeout
-        self._waits = 0
 
     def suspend(self) -> tuple[str, Awaitable[Any]]:
-        self._waits += 1
-        topic = f"hitl-wait-{self._waits}"
+        # The topic is numbered by a step id DBOS draws for it: the same on every replay, and never shared
+        # by two waits of the workflow, however many clients it creates.
+        topic = f"hitl-wait-{DBOS.reserve_step().step_id}"
         return encode_dbos_token(self._workflow_id, topic), Deferred(lambda: self._receive(topic))
 
     def reattach(self, token: str) -> Awaitable[Any]:
@@ -86,7 +87,7 @@ class DBOSPrimitives:
 def dbos_hitl_client(
     *, url: str | Callable[[], str] | None = None, secret: str | Callable[[], str] | None = None
 ) -> HitlClient:
-    """A `HitlClient` for the current DBOS workflow (call it once, inside the workflow function).
+    """A `HitlClient` for the current DBOS workflow (call it inside the workflow function).
 
     `url` and `secret` default to `HITL_URL` and `HITL_SECRET`, read when a request is made.
     """

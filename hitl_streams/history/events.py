@@ -33,6 +33,7 @@ __all__ = [
     "BatchRedelivered",
     "BatchReminded",
     "BatchTimedOut",
+    "ChannelFailed",
     "Event",
     "NotificationSent",
     "NotifyCreated",
@@ -366,6 +367,18 @@ class ResumeFailed(_Audit, tag="resume.failed", kw_only=True):
 
 
 # --- reviewers: grants, revocations and credentials (projected by migrations/0008_reviewers.py) ---------
+class ChannelFailed(_Audit, tag="channel.failed", kw_only=True):
+    """A channel could not do `operation` (deliver, update, notify) for good; `fallback` is where the
+    request can still be decided (`"inbox"`: the web inbox and the inbox API)."""
+
+    about_request = True
+
+    channel: str
+    operation: str
+    error: str
+    fallback: str | UnsetType = UNSET
+
+
 class ReviewerAdded(_Base, tag="reviewer.added", kw_only=True):
     """A reviewer is granted `reviewer.namespaces` (the actor is who granted it)."""
 
@@ -496,6 +509,7 @@ AUDIT_EVENTS = (
     ScheduleSet,
     ScheduleFired,
     ScheduleEnded,
+    ChannelFailed,
 )
 
 Event = (
@@ -533,6 +547,7 @@ Event = (
     | ScheduleSet
     | ScheduleFired
     | ScheduleEnded
+    | ChannelFailed
 )
 
 _encoder = msgspec.json.Encoder()

@@ -46,9 +46,15 @@ class MemoryReviewers:
         self._by_id[reviewer.id] = reviewer
 
     async def add(
-        self, name: str, *, namespaces: builtins.list[str], email: str | None = None, by: Reviewer | None = None
+        self,
+        name: str,
+        *,
+        namespaces: builtins.list[str],
+        email: str | None = None,
+        by: Reviewer | None = None,
+        slack_user: str | None = None,
     ) -> ReviewerRecord:
-        event = rules.added(await self.get(name), name, namespaces, email, by)
+        event = rules.added(await self.get(name), name, namespaces, email, by, slack_user)
         reviewer = event.reviewer
         self._store(reviewer)
         self._by_name[reviewer.name] = reviewer.id

@@ -25,6 +25,7 @@ from ..reviewers import (
     parse_namespaces,
     validate_email,
     validate_reviewer_name,
+    validate_slack_user,
 )
 from . import events as ev
 
@@ -36,7 +37,12 @@ def _actor(by: Reviewer | None) -> Reviewer | msgspec.UnsetType:
 
 
 def added(
-    existing: ReviewerRecord | None, name: str, namespaces: Iterable[str], email: str | None, by: Reviewer | None
+    existing: ReviewerRecord | None,
+    name: str,
+    namespaces: Iterable[str],
+    email: str | None,
+    by: Reviewer | None,
+    slack_user: str | None = None,
 ) -> ev.ReviewerAdded:
     """A new reviewer. A name held by an active reviewer is refused; a revoked name may be added again
     (a new reviewer id: the old one's history stays its own)."""
@@ -46,7 +52,10 @@ def added(
     if existing is not None and existing.active:
         raise DuplicateReviewerError(name)
     at = ms_to_iso(now_ms())
-    record = ReviewerRecord(id="rv_" + secrets.token_hex(8), name=name, email=mail, namespaces=granted, added_at=at)
+    slack = None if slack_user is None else validate_slack_user(slack_user)
+    record = ReviewerRecord(
+        id="rv_" + secrets.token_hex(8), name=name, email=mail, namespaces=granted, added_at=at, slack_user=slack
+    )
     return ev.ReviewerAdded(at=at, actor=_actor(by), reviewer=record)
 
 

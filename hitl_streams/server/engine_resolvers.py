@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import HitlError
 from .resolvers import Resolver
 
 if TYPE_CHECKING:
@@ -39,7 +40,9 @@ async def open_engine_resolver(options: ServeOptions) -> Resolver | None:
 
             try:
                 return await TemporalResolver.connect(options.temporal_address, namespace=options.temporal_namespace)
-            except RuntimeError as error:  # temporalio reports a failed connection as a RuntimeError
+            except HitlError as error:
+                raise SystemExit(str(error)) from None
+            except Exception as error:  # temporalio reports a failed connection as a RuntimeError
                 first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
                 raise SystemExit(f"cannot reach Temporal at {options.temporal_address}: {first_line}") from None
         if options.dbos_database_url:

@@ -139,6 +139,10 @@ class Hitl:
             self.inbox_routes = InboxRoutes(
                 InboxAPI(self.reviewer_auth, self.reviewer_inbox), web_pages(self.reviewer_auth, self.reviewer_inbox)
             )
+        for adapter in self.adapters:  # channels that decide (Slack) need the state, inbox and reviewers
+            bind = getattr(adapter, "bind", None)
+            if callable(bind):
+                bind(self)
         self.asgi = HitlASGI(
             self._core,
             self._auth,

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from ..client import HitlClient, HitlRequest, HitlResponse, create_hitl_client
 from ..results import HumanResult
 from ..state import State
-from .resolvers import Resolver
+from .resolvers import Resolver, accepts_idempotency_key
 
 if TYPE_CHECKING:
     from .hitl import Hitl
@@ -89,11 +89,16 @@ class LocallyRouted:
     def __init__(self, local: LocalWaits, inner: Resolver) -> None:
         self._local = local
         self.inner = inner
+        self._keyed = accepts_idempotency_key(inner.resolve)
 
-    async def resolve(self, token: str, result: HumanResult) -> None:
+    async def resolve(self, token: str, result: HumanResult, *, idempotency_key: str | None = None) -> None:
+        """The idempotency key goes on to `inner` when its `resolve` takes one (see `resolvers.py`)."""
         if self._local.resolve(token, result) or token.startswith(INPROCESS_PREFIX):
             return
-        await self.inner.resolve(token, result)
+        if self._keyed:
+            await self.inner.resolve(token, result, idempotency_key=idempotency_key)  # type: ignore[call-arg]
+        else:
+            await self.inner.resolve(token, result)
 
 
 async def call_asgi(app: Asgi, request: HitlRequest) -> HitlResponse:

@@ -24,7 +24,7 @@ import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -95,6 +95,12 @@ class ServeOptions:
     """Seconds before another replica takes over the decisions of one that died (live ones renew theirs)."""
     wait_replicas: int = 0
     """After every write, wait for this many replicas to acknowledge it (`StreamState(wait_replicas=)`)."""
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_channel: str | None = None
+    smtp_url: str | None = field(default=None, repr=False)
+    mail_from: str | None = None
+    """The Slack and e-mail channels (`hitl_streams.channels`), enabled when set."""
 
 
 class ServeError(Exception):
@@ -245,8 +251,31 @@ def _check_options(options: ServeOptions) -> None:
         check_one_resolver(options)
     except SystemExit as exc:
         raise ServeError(str(exc), 2) from None
+    _channels(options)  # a half-configured channel is refused before anything starts
     if not _bindable(options.port, options.host):
         raise ServeError(f"{options.host}:{options.port} is in use: pass another --port", 2)
+
+
+def _channels(options: ServeOptions) -> list[Any]:
+    """The Slack and e-mail channels the options enable (none: the inbox channel alone, as before)."""
+    from ..channels.configure import ChannelOptions, configured_channels
+
+    try:
+        return list(
+            configured_channels(
+                ChannelOptions(
+                    slack_bot_token=options.slack_bot_token,
+                    slack_signing_secret=options.slack_signing_secret,
+                    slack_channel=options.slack_channel,
+                    smtp_url=options.smtp_url,
+                    mail_from=options.mail_from,
+                    public_url=options.public_url,
+                    inbox=options.inbox,
+                )
+            )
+        )
+    except (ValueError, ImportError) as exc:
+        raise ServeError(str(exc), 2) from None
 
 
 async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], echo: Callable[[str], None]) -> None:
@@ -290,6 +319,7 @@ async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], 
     hitl = Hitl(
         state=state,
         resolver=resolver,
+        adapters=_channels(options),
         inbox=inbox,
         resume_claim_idle_ms=max(1, round(options.resume_claim_idle * 1000)),
     )
@@ -327,6 +357,12 @@ async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], 
             echo(f"            add reviewers: hitl-streams reviewers add NAME --namespaces a,b {where}")
         else:
             echo("            reviewers: state.reviewers.add(...) (the CLI needs a Redis; this state is in memory)")
+    for adapter in hitl.adapters:
+        if adapter.channel_key is not None:
+            base = (inbox.resolved_public_url if inbox else None) or f"http://{options.host}:{options.port}"
+            echo(f"  {adapter.id}:    interactivity at {base}/channels/{adapter.channel_key}/interactivity")
+        elif adapter.id != "inbox":
+            echo(f'  {adapter.id}:    enabled (channel="{adapter.id}" or "{adapter.id}:ADDRESS")')
     echo("  Ctrl-C stops the server.")
     # Everything loaded so far (modules, the app) lives as long as the server: out of the cyclic
     # collector's sight, its full collections walk only what requests allocate.

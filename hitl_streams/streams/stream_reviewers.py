@@ -82,12 +82,18 @@ class StreamReviewers:
 
     # --- reviewers ------------------------------------------------------------------------------------
     async def add(
-        self, name: str, *, namespaces: builtins.list[str], email: str | None = None, by: Reviewer | None = None
+        self,
+        name: str,
+        *,
+        namespaces: builtins.list[str],
+        email: str | None = None,
+        by: Reviewer | None = None,
+        slack_user: str | None = None,
     ) -> ReviewerRecord:
         async def attempt() -> ReviewerRecord:
             id_raw, record_raw = await self._read_by_name(name)
             existing = None if record_raw is None else decode_reviewer(record_raw)
-            event = rules.added(existing, name, namespaces, email, by)
+            event = rules.added(existing, name, namespaces, email, by, slack_user)
             guards = [_guard(self._keys.reviewer_by_name(name), id_raw)]
             if id_raw is not None:
                 guards.append(_guard(self._keys.reviewer(text(id_raw)), record_raw))

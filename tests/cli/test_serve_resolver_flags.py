@@ -36,8 +36,9 @@ def test_two_resolvers_are_refused_in_one_line(tmp_path: Path) -> None:
         "--temporal-address", "127.0.0.1:9",
     )  # fmt: skip
     assert result.returncode != 0
+    assert result.returncode == 2  # bad input, as every command's
     assert result.stderr.strip() == (
-        "choose one resolver: --webhook-url and --temporal-address were both given (pass only one)"
+        "hitl-streams: error: choose one resolver: --webhook-url and --temporal-address were both given (pass only one)"
     )
     assert not any(tmp_path.iterdir())  # refused before anything started
 
@@ -46,7 +47,8 @@ def test_temporal_and_dbos_together_are_refused(tmp_path: Path) -> None:
     result = run_serve("--temporal-address", "127.0.0.1:9", "--dbos-database-url", f"sqlite:///{tmp_path}/x.sqlite")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        "choose one resolver: --temporal-address and --dbos-database-url were both given (pass only one)"
+        "hitl-streams: error: choose one resolver: --temporal-address and --dbos-database-url were both given "
+        "(pass only one)"
     ]
 
 
@@ -55,3 +57,11 @@ def test_an_unreachable_temporal_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("cannot reach Temporal at 127.0.0.1:9: ")
+
+
+def test_a_database_dbos_never_launched_on_is_a_one_line_error(tmp_path: Path) -> None:
+    result = run_serve("--data-dir", str(tmp_path / "data"), "--dbos-database-url", f"sqlite:///{tmp_path}/none.sqlite")
+    assert result.returncode != 0
+    [line] = [line for line in result.stderr.strip().splitlines() if "INFO" not in line]
+    assert line.startswith(f"cannot open the DBOS system database sqlite:///{tmp_path}/none.sqlite: ")
+    assert "no such table" in line

@@ -69,3 +69,13 @@ async def reloaded_pending() -> dict[str, Any]:
     result = await dbos_hitl_client().wait_for_human(reloaded, timeout="1h")
     answer: dict[str, Any] = msgspec.to_builtins(result)
     return answer
+
+
+@DBOS.workflow(name="hitl-test-two-clients")
+async def two_clients() -> list[dict[str, Any]]:
+    """Two client objects in one workflow, each asking its own question."""
+    first = await dbos_hitl_client().request_human(message="First?", actions=ACTIONS)
+    second = await dbos_hitl_client().request_human(message="Second?", actions=ACTIONS)
+    results = [await dbos_hitl_client().wait_for_human(p) for p in (first, second)]
+    answers: list[dict[str, Any]] = msgspec.to_builtins(results)
+    return answers

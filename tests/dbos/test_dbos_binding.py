@@ -8,6 +8,7 @@ workflow reads `HITL_URL` and `HITL_SECRET` from the environment, as a deployed 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -69,7 +70,9 @@ async def test_approve_with_an_edited_field(dbos_database_url: str, monkeypatch:
         [request] = await pending_requests(s.hitl)
         assert request.message == "Ship v2?"
         assert request.context == {"workflow": handle.workflow_id}
-        assert json.loads(request.token) == {"workflowId": handle.workflow_id, "topic": "hitl-wait-1"}
+        token = json.loads(request.token)
+        assert token == {"workflowId": handle.workflow_id, "topic": token["topic"]}
+        assert re.fullmatch(r"hitl-wait-\d+", token["topic"])
         await s.hitl.inbox.resolve(
             request.id, action_id="approve", feedbacks={"note": "go"}, by=Reviewer(id="u1", name="Ada")
         )

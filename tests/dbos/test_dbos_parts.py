@@ -58,3 +58,22 @@ async def test_a_reloaded_pending_is_waited_on_by_another_client_object(
         result = await handle.get_result()
     await resolver.close()
     assert (result["id"], result["actionId"]) == (request.id, "approve")
+
+
+async def test_clients_of_one_workflow_never_share_a_wait(
+    dbos_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolver = DBOSResolver(dbos_database_url)
+    hitl = Hitl(InMemoryState(), resolver=resolver, secret=SECRET)
+    async with served(hitl) as url:
+        monkeypatch.setenv("HITL_URL", url)
+        monkeypatch.setenv("HITL_SECRET", SECRET)
+        handle = await DBOS.start_workflow_async(dbos_workflows.two_clients)
+        first, second = await pending_requests(hitl, 2)
+        assert (first.message, second.message) == ("First?", "Second?")
+        assert first.token != second.token
+        await hitl.inbox.resolve(second.id, action_id="deny", feedbacks={"reason": "no"})
+        await hitl.inbox.resolve(first.id, action_id="approve")
+        results = await handle.get_result()
+    await resolver.close()
+    assert [(r["id"], r["actionId"]) for r in results] == [(first.id, "approve"), (second.id, "deny")]

@@ -3,6 +3,7 @@ CLI, `connect()` and the README's example find that server (the URL recorded in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -80,7 +81,7 @@ def test_an_embedded_server_left_behind_by_a_killed_serve_is_stopped_not_doubled
         redis.Redis(port=port).set("k", "v")
         with embedded_redis(data) as url:  # same data dir: the old server is shut down, the port reused
             assert url == f"redis://127.0.0.1:{port}/0"
-            assert orphan._process is not None and orphan._process.wait(timeout=10) == 0
+            assert orphan._process is not None and orphan._process.wait(timeout=30) == 0
             assert redis.Redis.from_url(url).get("k") == b"v"
     finally:
         orphan.terminate()
@@ -151,6 +152,15 @@ def test_serve_on_an_unreachable_or_refusing_redis_fails_in_one_line_before_the_
     assert no_secret.stderr.splitlines() == [
         "hitl-streams: error: --webhook-url needs --webhook-secret (or HITL_WEBHOOK_SECRET)"
     ]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        in_use = subprocess.run(
+            [*CLI, "serve", "--port", str(busy)], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60
+        )
+    assert in_use.returncode == 2 and in_use.stdout == ""
+    assert in_use.stderr.splitlines() == [f"hitl-streams: error: 127.0.0.1:{busy} is in use: pass another --port"]
     assert not (tmp_path / ".hitl-data").exists()  # nothing was started
 
 
@@ -181,6 +191,7 @@ def test_serve_answers_the_cli_and_the_readme_example_find_it_and_ctrl_c_stops_i
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: a failing test kills the embedded server too
     )
     try:
         deadline = time.monotonic() + 60
@@ -196,7 +207,7 @@ def test_serve_answers_the_cli_and_the_readme_example_find_it_and_ctrl_c_stops_i
         url = f"redis://127.0.0.1:{redis_port}/0"
         assert (tmp_path / ".hitl-data" / "redis.url").read_text() == url + "\n"
         body = {"token": "t1", "message": "Deploy?", "actions": APPROVE_DENY}
-        created = httpx.post(f"http://127.0.0.1:{port}{API}/requests", json=body, timeout=5)
+        created = httpx.post(f"http://127.0.0.1:{port}{API}/requests", json=body, timeout=30)
         assert created.status_code == 201
         request_id = created.json()["id"]
 
@@ -224,9 +235,9 @@ def test_serve_answers_the_cli_and_the_readme_example_find_it_and_ctrl_c_stops_i
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        with contextlib.suppress(ProcessLookupError):  # whatever of the group is left: serve, its Valkey
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
     assert process.returncode == 0, output
     assert f"hitl-streams serving http://127.0.0.1:{port}/.well-known/hitl/v1" in output
     assert f"  redis:    {url}, recorded in .hitl-data/redis.url" in output

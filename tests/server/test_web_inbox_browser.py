@@ -199,7 +199,8 @@ async def test_a_reviewer_added_with_the_cli_signs_in_decides_and_the_workflow_r
                 " ".join(XSS),
                 "ops",
                 context={XSS[0]: XSS[1], "link": XSS[2], XSS[1]: [XSS[2]]},
-                actions=[{"id": XSS[1], "label": XSS[0], "fields": {XSS[2]: {"kind": "text", "label": XSS[1]}}}],
+                # The HTTP API bounds action ids (hitl_streams.limits); labels and field keys carry the payloads.
+                actions=[{"id": "approve", "label": XSS[0], "fields": {XSS[2]: {"kind": "text", "label": XSS[1]}}}],
             )
 
             await alice.get_by_role("link", name="billing", exact=True).click()

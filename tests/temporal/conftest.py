@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine_support import free_port
+from engine_support import die_with_parent, free_port
 
 
 def _temporal_binary() -> str:
@@ -68,7 +68,9 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "warn",
     ]
     log = (workdir / "server.log").open("wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
+    )
     address = f"127.0.0.1:{port}"
     try:
         asyncio.run(_ready(address, process, time.monotonic() + 120))

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from engine_support import SECRET, pending_requests, served
+from engine_support import SECRET, die_with_parent, pending_requests, served
 from temporal_workflows import WORKFLOWS, AskWorkflow
 from temporalio.client import Client
 from temporalio.worker import Replayer
@@ -35,7 +35,13 @@ async def worker_process(address: str, task_queue: str, url: str) -> AsyncIterat
         "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(HERE / "temporal_worker.py"), address, task_queue, env=env, stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        str(HERE / "temporal_worker.py"),
+        address,
+        task_queue,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        preexec_fn=die_with_parent,
     )
     try:
         assert process.stdout is not None

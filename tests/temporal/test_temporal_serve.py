@@ -7,16 +7,21 @@ serving process signals the workflow.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
+import pytest
 import redis.asyncio
 from engine_support import SECRET, pending_requests, served_by_cli
 from temporal_workflows import WORKFLOWS, AskWorkflow
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from hitl_streams import Hitl, StreamState
-from hitl_streams.temporal import hitl_activities
+from hitl_streams import Hitl, Resolved, ResumeRejected, StreamState
+from hitl_streams.temporal import TemporalResolver, encode_hitl_token, hitl_activities
 
 
 async def test_serve_resumes_temporal_workflows(temporal_address: str, redis_url: str, table_name: str) -> None:
@@ -38,3 +43,33 @@ async def test_serve_resumes_temporal_workflows(temporal_address: str, redis_url
         await connection.aclose()
     assert (result["type"], result["id"], result["actionId"]) == ("RESOLVED", request.id, "deny")
     assert result["feedbacks"] == {"reason": "replica two says no"}
+
+
+def test_serve_refuses_a_namespace_that_does_not_exist(temporal_address: str, tmp_path: Path) -> None:
+    cli = str(Path(sys.executable).parent / "hitl-streams")
+    done = subprocess.run(
+        [
+            cli,
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--temporal-address",
+            temporal_address,
+            "--temporal-namespace",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip() == f"the Temporal namespace 'nope' does not exist at {temporal_address}"
+
+
+async def test_a_missing_namespace_is_retried_not_rejected(temporal_address: str) -> None:
+    resolver = TemporalResolver(await Client.connect(temporal_address, namespace="nope"))
+    result = Resolved(id="r1", action_id="approve", external_ref="", feedbacks={})
+    with pytest.raises(RPCError, match="Namespace nope is not found") as caught:
+        await resolver.resolve(encode_hitl_token("wf", "hitl-wait-1"), result)
+    assert not isinstance(caught.value, ResumeRejected)
