@@ -372,6 +372,14 @@ class Core:
             reraise_lost_cancel()
             await asyncio.sleep(_DELIVERY_LEASE_MS / 3000)
 
+    async def _release_quietly(self, name: str, token: str) -> None:
+        """Give a lease back on the way out of a failure: the failure is the news (a lease that cannot be
+        released lapses by itself)."""
+        try:
+            await self._release_lease(name, token)
+        except Exception:
+            log.warning("hitl: could not release the delivery lease %s", name, exc_info=True)
+
     async def _release_lease(self, name: str, token: str) -> None:
         release = getattr(self.state, "release_lease", None)
         if release is not None and token:
@@ -434,7 +442,7 @@ class Core:
                 await self.state.create(record)
             except BaseException as exc:
                 if lease:
-                    await self._release_lease(name, lease)
+                    await self._release_quietly(name, lease)
                 if not isinstance(exc, DuplicateTokenError):
                     raise
                 # A retry, or another process created it a moment ago: answer like a retry, which waits
@@ -448,7 +456,7 @@ class Core:
                     await self._set_schedule(record.id, "request", body.schedule)
                 except BaseException:
                     if lease:
-                        await self._release_lease(name, lease)  # a retry delivers
+                        await self._release_quietly(name, lease)  # a retry delivers
                     raise
             thread = self._thread(anchor, route)
             if not lease:  # None cannot happen with a fresh id; "" is a state without leases: read first
