@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -21,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MovedError, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .._random import random_hex
 from .._time import iso_to_ms, now_iso
 from ..errors import (
     AlreadyResolvedError,
@@ -208,7 +208,7 @@ class StreamState:
         """
         # The write's op id: 96 random bits (a clash within one second's bucket is out of reach), kept
         # in the bucket of the second it began, which every retry of this write names again.
-        op_id, op_bucket = os.urandom(12).hex(), self.keys.ops(int(time.time()))
+        op_id, op_bucket = random_hex(12), self.keys.ops(int(time.time()))
         pause = Guard("nx", self.keys.meta_pause)
         paused_since: float | None = None
         attempts = 0
@@ -558,7 +558,7 @@ class StreamState:
     # --- leases ---------------------------------------------------------------------------------------
     async def acquire_lease(self, name: str, ttl_ms: int) -> str | None:
         """Claim `name` for `ttl_ms` unless someone holds it; the token to release it with, or `None`."""
-        token = os.urandom(12).hex()
+        token = random_hex(12)
         taken = await self._io.execute_command("SET", self.keys.lease(name), token, "PX", ttl_ms, "NX")
         return token if taken else None
 

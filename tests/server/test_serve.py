@@ -280,3 +280,17 @@ def test_only_loopback_may_be_open_unless_the_operator_says_insecure() -> None:
     assert exposure_refusal(public, "") is not None
     assert exposure_refusal(public, "a-secret") is None
     assert exposure_refusal(ServeOptions(host="0.0.0.0", insecure_no_secret=True), None) is None
+
+
+def test_serve_runs_uvicorn_on_uvloop_when_it_is_installed() -> None:
+    # asyncio.run() would hand uvicorn asyncio's own loop even with uvloop installed (the server extra has it).
+    import asyncio
+
+    import uvloop
+
+    from hitl_streams.server.serve import _loop_factory
+
+    factory = _loop_factory()
+    assert factory is uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        assert isinstance(runner.get_loop(), uvloop.Loop)
