@@ -99,6 +99,8 @@ def _bounded(
 
     # By hand rather than functools.wraps, whose typing loses the ParamSpec under mypy.
     run.__name__, run.__qualname__, run.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    # `inspect.signature` (help(), IDEs, tooling that checks keyword names) follows this to the real one.
+    setattr(run, "__wrapped__", method)  # noqa: B010
     return run
 
 
