@@ -1,6 +1,7 @@
 """`hitl.inbox`: read requests and decide them from your own code (REF §5.8), plus timelines and audit trails.
 
-There is deliberately no HTTP route for deciding: wrap these methods in your own authenticated handlers.
+These methods trust their caller (`by` is whatever it says). Reviewers deciding over HTTP go through the
+authenticated inbox API instead (`Hitl(inbox=True)`, `inbox_api.py`), or your own handlers around these.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from ..errors import ValidationError
 from ..history.events import AuditRecord
 from ..records import BatchRecord, HumanRequestRecord, InboxPage, RequestStatus, TimelineEntry
 from ..results import HumanResult, Reviewer
@@ -75,13 +77,13 @@ class Inbox:
         return await self._core.resolve(request_id, action_id, feedbacks, by)
 
     async def resolve_batch(
-        self, batch_id: str, decisions: Sequence[BatchDecision], *, by: Reviewer | None = None
+        self, batch_id: str, decisions: Sequence[BatchDecision | Mapping[str, Any]], *, by: Reviewer | None = None
     ) -> builtins.list[HumanResult]:
         """Decide every pending item of a batch at once; results in item order.
 
         Every decision is validated before anything is written: one bad decision leaves every item pending.
         """
-        return await self._core.resolve_batch(batch_id, decisions, by)
+        return await self._core.resolve_batch(batch_id, [_decision(d) for d in decisions], by)
 
     async def timeline(
         self, thread_id: str, *, limit: int | None = None, cursor: str | None = None
@@ -102,3 +104,26 @@ class Inbox:
         if limit is None and cursor is None:
             return await self._state.audit(subject_id)
         return await self._state.audit(subject_id, limit=limit, cursor=cursor)
+
+
+def _decision(value: BatchDecision | Mapping[str, Any]) -> BatchDecision:
+    """A `BatchDecision`, or a mapping shaped like the TypeScript SDK's `{requestId, actionId, feedbacks?}`
+    (snake_case keys work too)."""
+    if isinstance(value, BatchDecision):
+        return value
+    if isinstance(value, Mapping):
+        request_id = value.get("requestId", value.get("request_id"))
+        action_id = value.get("actionId", value.get("action_id"))
+        feedbacks = value.get("feedbacks")
+        if (
+            isinstance(request_id, str)
+            and isinstance(action_id, str)
+            and (feedbacks is None or isinstance(feedbacks, Mapping))
+        ):
+            return BatchDecision(
+                request_id=request_id, action_id=action_id, feedbacks=None if feedbacks is None else dict(feedbacks)
+            )
+    raise ValidationError(
+        "A batch decision is a BatchDecision or a mapping {requestId, actionId, feedbacks?}, "
+        f"got {type(value).__name__}"
+    )

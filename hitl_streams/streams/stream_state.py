@@ -38,7 +38,7 @@ from ..history.codec import Subject, decode_batch, decode_notify, decode_request
 from ..history.keys import DEFAULT_TABLE, Keys
 from ..history.projection import Projector
 from ..history.reducer import apply
-from ..namespaces import validate_namespace
+from ..namespaces import validate_filter, validate_namespace
 from ..pagination import build_page, clamp_limit, decode_cursor, position_cursor, position_order
 from ..records import (
     BatchRecord,
@@ -99,6 +99,8 @@ def _bounded(
 
     # By hand rather than functools.wraps, whose typing loses the ParamSpec under mypy.
     run.__name__, run.__qualname__, run.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    # `inspect.signature` (help(), IDEs, tooling that checks keyword names) follows this to the real one.
+    setattr(run, "__wrapped__", method)  # noqa: B010
     return run
 
 
@@ -376,8 +378,8 @@ class StreamState:
         await self._commit(make, subject_key=self.keys.req(request_id), decode=decode_request)
 
     def _index_for(self, status: RequestStatus | None, namespace: str | None) -> str:
+        validate_filter(status, namespace)
         if namespace:
-            validate_namespace(namespace)
             return self.keys.idx_ns_status(namespace, status) if status else self.keys.idx_ns(namespace)
         return self.keys.idx_status(status) if status else self.keys.idx_all
 
