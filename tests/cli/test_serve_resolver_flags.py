@@ -9,6 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from hitl_streams.cli import app
+from hitl_streams.testing.redis_server import free_port
 
 CLI = str(Path(sys.executable).parent / "hitl-streams")
 
@@ -27,7 +28,9 @@ def test_help_documents_every_resolver() -> None:
 
 
 def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, "serve", *args], capture_output=True, text=True, timeout=60, check=False)
+    # A free port: the default 8000 may be taken (a Quickstart server running beside the tests).
+    port = ["--port", str(free_port())] if "--port" not in args else []
+    return subprocess.run([CLI, "serve", *port, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_two_resolvers_are_refused_in_one_line(tmp_path: Path) -> None:
