@@ -26,8 +26,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from .._urls import redact_url
 from ..data_dir import (
     DEFAULT_DATA_DIR,
     DEFAULT_EMBEDDED_PORT,
@@ -200,16 +200,6 @@ def embedded_redis(data_dir: Path, *, port: int | None = None) -> Iterator[str]:
             server.stop()
 
 
-def redact_url(url: str) -> str:
-    """The URL without its password (for printing)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
-
-
 def is_loopback(host: str) -> bool:
     """True for `localhost` and loopback addresses (`127.0.0.0/8`, `::1`); anything else may be public."""
     if host.strip().lower() == "localhost":
@@ -226,7 +216,7 @@ def exposure_refusal(options: ServeOptions, secret: str | None) -> str | None:
     if secret or options.insecure_no_secret or is_loopback(options.host):
         return None
     return (
-        f"hitl-streams: refusing to serve {options.host} without HITL_SECRET (anyone reaching the port could "
+        f"refusing to serve {options.host} without HITL_SECRET (anyone reaching the port could "
         "create, time out and escalate requests): set HITL_SECRET, or pass --insecure-no-secret to serve an "
         "open API anyway"
     )
@@ -280,7 +270,10 @@ def _channels(options: ServeOptions) -> list[Any]:
 async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], echo: Callable[[str], None]) -> None:
     import uvicorn
 
-    engine_resolver = await open_engine_resolver(options)  # first: an unreachable engine stops us early
+    try:  # first: an unreachable engine stops us early, with one line and the CLI's "unreachable" code
+        engine_resolver = await open_engine_resolver(options)
+    except SystemExit as exc:
+        raise ServeError(str(exc.code), 3) from None
     client: Any = None
     state: State
     if redis_url is None:
@@ -398,7 +391,7 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = print) -> None:
     """
     refusal = exposure_refusal(options, os.environ.get("HITL_SECRET"))
     if refusal is not None:
-        raise SystemExit(refusal)
+        raise ServeError(refusal, 2)
     _check_options(options)
     with contextlib.ExitStack() as stack:
         redis_url = options.redis_url
