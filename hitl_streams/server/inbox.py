@@ -66,7 +66,7 @@ class Inbox:
         *,
         action_id: str,
         feedbacks: Mapping[str, Any] | None = None,
-        by: Reviewer | None = None,
+        by: Reviewer | Mapping[str, Any] | None = None,
     ) -> HumanResult:
         """Decide a request. The workflow is resumed in the background, retried until it succeeds.
 
@@ -74,16 +74,20 @@ class Inbox:
         `AlreadyResolvedError` when it was decided differently before (the same decision again
         returns the stored result).
         """
-        return await self._core.resolve(request_id, action_id, feedbacks, by)
+        return await self._core.resolve(request_id, action_id, feedbacks, _reviewer(by))
 
     async def resolve_batch(
-        self, batch_id: str, decisions: Sequence[BatchDecision | Mapping[str, Any]], *, by: Reviewer | None = None
+        self,
+        batch_id: str,
+        decisions: Sequence[BatchDecision | Mapping[str, Any]],
+        *,
+        by: Reviewer | Mapping[str, Any] | None = None,
     ) -> builtins.list[HumanResult]:
         """Decide every pending item of a batch at once; results in item order.
 
         Every decision is validated before anything is written: one bad decision leaves every item pending.
         """
-        return await self._core.resolve_batch(batch_id, [_decision(d) for d in decisions], by)
+        return await self._core.resolve_batch(batch_id, [_decision(d) for d in decisions], _reviewer(by))
 
     async def timeline(
         self, thread_id: str, *, limit: int | None = None, cursor: str | None = None
@@ -127,3 +131,14 @@ def _decision(value: BatchDecision | Mapping[str, Any]) -> BatchDecision:
         "A batch decision is a BatchDecision or a mapping {requestId, actionId, feedbacks?}, "
         f"got {type(value).__name__}"
     )
+
+
+def _reviewer(by: Reviewer | Mapping[str, Any] | None) -> Reviewer | None:
+    """`by` as a `Reviewer`; a mapping `{id?, name?, email?}` (the TypeScript shape) is converted, so the
+    result returned, stored and handed to the resolver is the same value."""
+    if by is None or isinstance(by, Reviewer):
+        return by
+    try:
+        return msgspec.convert(by, Reviewer)
+    except msgspec.ValidationError as exc:
+        raise ValidationError(f"by must be a Reviewer or a mapping {{id?, name?, email?}} of strings: {exc}") from None
