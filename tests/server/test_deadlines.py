@@ -244,7 +244,7 @@ async def test_two_replicas_fire_each_item_exactly_once(redis: Redis, table_name
     resumed = Resumed()
     chats = [RecordingAdapter("chat"), RecordingAdapter("chat")]
     replicas = [_hitl(StreamState(redis, table_name=table_name), resumed, chat) for chat in chats]
-    count = 120
+    count = 200
     ids = []
     for n in range(count):
         ids.append(await _create(replicas[n % 2], f"rep-{n}", {"timeout": "300ms", "reminders": [_delay("100ms")]}))

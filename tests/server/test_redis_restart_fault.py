@@ -169,6 +169,8 @@ async def test_redis_restart_under_load_loses_nothing_and_delivers_once(table_na
                 load.running = False
                 await asyncio.gather(*workers)
                 assert before > 0 and len(load.created) > restarted, load.statuses  # recovered, no restart
+                # Redis away is "retry later" (503), never "our bug" (500).
+                assert not [s for s in load.statuses if s.endswith(":500")], load.statuses
 
                 # Every acknowledged decision reaches the engine.
                 deadline = time.monotonic() + 30
