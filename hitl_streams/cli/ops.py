@@ -27,13 +27,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Any, NoReturn, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import redis.exceptions
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from .._urls import redact_url
 from ..data_dir import DEFAULT_DATA_DIR, URL_FILE, recorded_url
 from ..errors import HitlError, NotFoundError, SchemaError, ValidationError
 from ..history import events as ev
@@ -135,16 +135,8 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def redact(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "<unparsable URL>"
+redact = redact_url
+"""The URL without its password, for messages (`hitl_streams._urls`)."""
 
 
 @dataclass(frozen=True, slots=True)

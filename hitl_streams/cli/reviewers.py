@@ -23,7 +23,18 @@ from ..reviewers import (
     sign_in_link,
 )
 from ..streams.stream_state import StreamState
-from .ops import EXIT_USAGE, CliError, ClusterOption, JsonOption, RedisUrlOption, TableOption, run, target
+from .ops import (
+    EXIT_USAGE,
+    CliError,
+    ClusterOption,
+    JsonOption,
+    PlainHelp,
+    PlainHelpGroup,
+    RedisUrlOption,
+    TableOption,
+    run,
+    target,
+)
 
 __all__ = ["reviewers_app"]
 
@@ -31,12 +42,15 @@ reviewers_app = typer.Typer(
     name="reviewers",
     help="Reviewers: who may decide which namespaces, and how they sign in.",
     no_args_is_help=True,
+    rich_markup_mode=None,
+    cls=PlainHelpGroup,
 )
 
 PublicUrlOption = Annotated[
     str | None,
     typer.Option(
         "--public-url",
+        metavar="URL",
         envvar="HITL_PUBLIC_URL",
         show_envvar=True,
         help="The server's public base URL (e.g. https://hitl.example.com); links are absolute with it.",
@@ -61,14 +75,17 @@ def _link_minutes() -> int:
     return LINK_TTL_SECONDS // 60
 
 
-@reviewers_app.command("add")
+@reviewers_app.command("add", cls=PlainHelp)
 def add(
-    name: Annotated[str, typer.Argument(help="The reviewer's name (letters, digits, _ . @ -).")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The reviewer's name (letters, digits, _ . @ -).")],
     namespaces: Annotated[
-        str, typer.Option("--namespaces", "-n", help='Comma-separated namespaces they may see and decide; "*" is all.')
+        str,
+        typer.Option(
+            "--namespaces", "-n", metavar="A,B", help='Comma-separated namespaces they may see and decide; "*" is all.'
+        ),
     ],
     email: Annotated[
-        str | None, typer.Option("--email", help="Their email (an SSO proxy's identity maps to it).")
+        str | None, typer.Option("--email", metavar="EMAIL", help="Their email (an SSO proxy's identity maps to it).")
     ] = None,
     public_url: PublicUrlOption = None,
     redis_url: RedisUrlOption = None,
@@ -102,7 +119,7 @@ def add(
     typer.echo(sign_in_link(token, public_url))
 
 
-@reviewers_app.command("list")
+@reviewers_app.command("list", cls=PlainHelp)
 def list_(
     json_output: JsonOption = False,
     redis_url: RedisUrlOption = None,
@@ -136,9 +153,9 @@ def list_(
         typer.echo("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip())
 
 
-@reviewers_app.command("revoke")
+@reviewers_app.command("revoke", cls=PlainHelp)
 def revoke(
-    name: Annotated[str, typer.Argument(help="The reviewer's name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The reviewer's name.")],
     redis_url: RedisUrlOption = None,
     table: TableOption = DEFAULT_TABLE,
     cluster: ClusterOption = False,
@@ -165,9 +182,9 @@ def _issue(where: Any, name: str, kind: Any) -> str:
     return token
 
 
-@reviewers_app.command("link")
+@reviewers_app.command("link", cls=PlainHelp)
 def link(
-    name: Annotated[str, typer.Argument(help="The reviewer's name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The reviewer's name.")],
     public_url: PublicUrlOption = None,
     redis_url: RedisUrlOption = None,
     table: TableOption = DEFAULT_TABLE,
@@ -180,9 +197,9 @@ def link(
     typer.echo(sign_in_link(_issue(target(redis_url, table, cluster), name, "link"), public_url))
 
 
-@reviewers_app.command("token")
+@reviewers_app.command("token", cls=PlainHelp)
 def token(
-    name: Annotated[str, typer.Argument(help="The reviewer's name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The reviewer's name.")],
     redis_url: RedisUrlOption = None,
     table: TableOption = DEFAULT_TABLE,
     cluster: ClusterOption = False,

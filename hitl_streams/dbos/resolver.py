@@ -14,6 +14,7 @@ import msgspec
 from dbos import DBOSClient
 from dbos._error import DBOSNonExistentWorkflowError
 
+from .._urls import redact_url
 from ..results import HumanResult
 from ..server.resolvers import ResumeRejected
 from .token import decode_dbos_token
@@ -36,8 +37,6 @@ class DBOSResolver:
     @property
     def where(self) -> str:
         """The system database URL without its password (for messages)."""
-        from ..server.serve import redact_url
-
         return redact_url(self.system_database_url)
 
     def __repr__(self) -> str:

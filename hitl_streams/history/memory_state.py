@@ -23,7 +23,7 @@ from ..errors import (
     UnknownNotifyDeliveryError,
     UnknownRequestError,
 )
-from ..namespaces import validate_namespace
+from ..namespaces import validate_filter, validate_namespace
 from ..pagination import (
     build_page,
     clamp_limit,
@@ -243,6 +243,7 @@ class InMemoryState:
         limit: int | None = None,
         cursor: str | None = None,
     ) -> InboxPage:
+        validate_filter(status, namespace)
         size = clamp_limit(limit)
         after = decode_cursor(cursor) if cursor else None
         rows = sorted(
@@ -259,6 +260,7 @@ class InMemoryState:
         return build_page([_copy(r) for r in rows[: size + 1]], size)
 
     async def count(self, *, status: RequestStatus | None = None, namespace: str | None = None) -> int:
+        validate_filter(status, namespace)
         return sum(
             1
             for r in self._requests.values()

@@ -311,6 +311,24 @@ class Core:
             current = await self.state.get(request_id)
             if current is not None and current.external_id is not None:
                 return current.external_id
+        return await self._deliver_leased(name, lease, request_id, route, message, actions, context, thread=thread)
+
+    async def _deliver_leased(
+        self,
+        name: str,
+        lease: str,
+        request_id: str,
+        route: ChannelRoute,
+        message: str,
+        actions: list[Action],
+        context: dict[str, Any] | None,
+        *,
+        thread: str | None = None,
+        fresh: bool = False,
+    ) -> str:
+        """`_deliver` under the delivery lease `name` we hold, then release it. `fresh`: the lease was
+        taken before the request existed, so nobody else can have delivered it (no read first); a state
+        without leases ("") has only the per-token lock, and is read first as before."""
         # Most sends end long before the lease needs renewing: a timer, not a task, until one does not.
         renewing: asyncio.Task[None] | None = None
 
@@ -320,9 +338,10 @@ class Core:
 
         timer = asyncio.get_running_loop().call_later(_DELIVERY_LEASE_MS / 3000, renew) if lease else None
         try:
-            current = await self.state.get(request_id)
-            if current is not None and current.external_id is not None:
-                return current.external_id  # the holder finished just before we took the lease
+            if not fresh:
+                current = await self.state.get(request_id)
+                if current is not None and current.external_id is not None:
+                    return current.external_id  # the holder finished just before we took the lease
             return await self._deliver(request_id, route, message, actions, context, thread=thread)
         finally:
             if timer is not None:
@@ -352,6 +371,14 @@ class Core:
                 log.warning("hitl: could not renew the delivery lease %s", name, exc_info=True)
             reraise_lost_cancel()
             await asyncio.sleep(_DELIVERY_LEASE_MS / 3000)
+
+    async def _release_quietly(self, name: str, token: str) -> None:
+        """Give a lease back on the way out of a failure: the failure is the news (a lease that cannot be
+        released lapses by itself)."""
+        try:
+            await self._release_lease(name, token)
+        except Exception:
+            log.warning("hitl: could not release the delivery lease %s", name, exc_info=True)
 
     async def _release_lease(self, name: str, token: str) -> None:
         release = getattr(self.state, "release_lease", None)
@@ -393,9 +420,8 @@ class Core:
     async def create_request(self, body: CreateRequestBody) -> Anchor:
         explicit = resolve_channel(self.adapters, body.channel) if body.channel is not None else None
         async with self._locks.hold(body.token):
-            existing = await self.state.find_by_token(body.token)
-            if existing is not None:
-                return await self._create_again(existing, body)
+            # No lookup of the token first: `create` refuses a taken token (DuplicateTokenError), and a
+            # retry is then answered from the stored request below. New tokens are the common case.
             anchor = await self.resolve_anchor(body.after) if body.after is not None else None
             route = explicit or self._default_route(anchor, None)
             record = NewHumanRequest(
@@ -407,19 +433,39 @@ class Core:
                 actions=body.actions,
                 context=body.context,
             )
+            # The delivery lease is taken before the record exists: nobody else can know this fresh id
+            # yet, so it is ours, and no other replica can deliver first (a retry elsewhere, finding the
+            # record, waits on it). That spares the read `_deliver_once` makes after taking a lease.
+            name = f"deliver:{record.id}"
+            lease = await self._acquire_lease(name)
             try:
                 await self.state.create(record)
-            except DuplicateTokenError:
-                # Another process created it a moment ago: answer like a retry, which waits for that
-                # process's delivery through the delivery lease (or delivers, if that process died).
+            except BaseException as exc:
+                if lease:
+                    await self._release_quietly(name, lease)
+                if not isinstance(exc, DuplicateTokenError):
+                    raise
+                # A retry, or another process created it a moment ago: answer like a retry, which waits
+                # for that delivery through the delivery lease (or delivers, if its process died).
                 existing = await self.state.find_by_token(body.token)
                 if existing is None:
                     raise
                 return await self._create_again(existing, body)
             if body.schedule is not None:
-                await self._set_schedule(record.id, "request", body.schedule)
-            ref = await self._deliver_once(
-                record.id, route, body.message, body.actions, body.context, thread=self._thread(anchor, route)
+                try:
+                    await self._set_schedule(record.id, "request", body.schedule)
+                except BaseException:
+                    if lease:
+                        await self._release_quietly(name, lease)  # a retry delivers
+                    raise
+            thread = self._thread(anchor, route)
+            if not lease:  # None cannot happen with a fresh id; "" is a state without leases: read first
+                ref = await self._deliver_once(
+                    record.id, route, body.message, body.actions, body.context, thread=thread
+                )
+                return Anchor(record.id, ref)
+            ref = await self._deliver_leased(
+                name, lease, record.id, route, body.message, body.actions, body.context, thread=thread, fresh=True
             )
             return Anchor(record.id, ref)
 

@@ -6,7 +6,7 @@ exposes the HTTP API (`hitl.asgi`), the programmatic inbox (`hitl.inbox`) and th
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ from .inbox import Inbox
 from .inbox_api import InboxAPI, InboxRoutes
 from .inbox_settings import InboxSettings
 from .inprocess import LocallyRouted, LocalWaits
-from .resolvers import Resolver
+from .resolvers import CallbackResolver, Resolver
 from .resumption import MemoryResumeQueue, ResumeJob, ResumeQueue, Resumer, RetryPolicy
 from .reviewer_auth import ReviewerAuth
 from .reviewer_inbox import ReviewerInbox
@@ -53,7 +53,8 @@ class Hitl:
     """A human-in-the-loop server.
 
     - `state`: where requests live; a fresh `InMemoryState()` by default (one per `Hitl`, not shared).
-    - `resolver`: resumes workflows after a decision (`CallbackResolver`, `WebhookResolver`, or yours).
+    - `resolver`: resumes workflows after a decision (`CallbackResolver`, `WebhookResolver`, or yours; a
+      bare `async def resume(token, result)` is wrapped in a `CallbackResolver`).
       Without one, decisions are recorded but nothing is resumed (workflows then learn the outcome
       from the timeout route).
     - `adapters`: delivery channels; the first is the default and the `inbox` channel is always added.
@@ -78,7 +79,7 @@ class Hitl:
     def __init__(
         self,
         state: State | None = None,
-        resolver: Resolver | None = None,
+        resolver: Resolver | Callable[..., Awaitable[None]] | None = None,
         adapters: Sequence[Adapter] = (),
         secret: str | None = None,
         *,
@@ -102,7 +103,12 @@ class Hitl:
         ids = [a.id for a in self.adapters]
         if len(set(ids)) != len(ids):
             raise ValueError(f"adapter ids must be unique, got {ids}")
-        self.resolver = resolver
+        if resolver is not None and not hasattr(resolver, "resolve"):
+            # A bare `async def resume(token, result)` is the obvious thing to pass: wrap it.
+            if not callable(resolver):
+                raise TypeError(f"resolver must have an async resolve(token, result) or be one, got {resolver!r}")
+            resolver = CallbackResolver(resolver)
+        self.resolver: Resolver | None = resolver
         # Waits of in-process clients (`client()`), resumed by this Hitl directly.
         self.local_waits = LocalWaits()
         self._queue = (

@@ -1,6 +1,7 @@
 """`hitl.inbox`: read requests and decide them from your own code (REF §5.8), plus timelines and audit trails.
 
-There is deliberately no HTTP route for deciding: wrap these methods in your own authenticated handlers.
+These methods trust their caller (`by` is whatever it says). Reviewers deciding over HTTP go through the
+authenticated inbox API instead (`Hitl(inbox=True)`, `inbox_api.py`), or your own handlers around these.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from ..errors import ValidationError
 from ..history.events import AuditRecord
 from ..records import BatchRecord, HumanRequestRecord, InboxPage, RequestStatus, TimelineEntry
 from ..results import HumanResult, Reviewer
@@ -64,7 +66,7 @@ class Inbox:
         *,
         action_id: str,
         feedbacks: Mapping[str, Any] | None = None,
-        by: Reviewer | None = None,
+        by: Reviewer | Mapping[str, Any] | None = None,
     ) -> HumanResult:
         """Decide a request. The workflow is resumed in the background, retried until it succeeds.
 
@@ -72,16 +74,20 @@ class Inbox:
         `AlreadyResolvedError` when it was decided differently before (the same decision again
         returns the stored result).
         """
-        return await self._core.resolve(request_id, action_id, feedbacks, by)
+        return await self._core.resolve(request_id, action_id, feedbacks, _reviewer(by))
 
     async def resolve_batch(
-        self, batch_id: str, decisions: Sequence[BatchDecision], *, by: Reviewer | None = None
+        self,
+        batch_id: str,
+        decisions: Sequence[BatchDecision | Mapping[str, Any]],
+        *,
+        by: Reviewer | Mapping[str, Any] | None = None,
     ) -> builtins.list[HumanResult]:
         """Decide every pending item of a batch at once; results in item order.
 
         Every decision is validated before anything is written: one bad decision leaves every item pending.
         """
-        return await self._core.resolve_batch(batch_id, decisions, by)
+        return await self._core.resolve_batch(batch_id, [_decision(d) for d in decisions], _reviewer(by))
 
     async def timeline(
         self, thread_id: str, *, limit: int | None = None, cursor: str | None = None
@@ -102,3 +108,37 @@ class Inbox:
         if limit is None and cursor is None:
             return await self._state.audit(subject_id)
         return await self._state.audit(subject_id, limit=limit, cursor=cursor)
+
+
+def _decision(value: BatchDecision | Mapping[str, Any]) -> BatchDecision:
+    """A `BatchDecision`, or a mapping shaped like the TypeScript SDK's `{requestId, actionId, feedbacks?}`
+    (snake_case keys work too)."""
+    if isinstance(value, BatchDecision):
+        return value
+    if isinstance(value, Mapping):
+        request_id = value.get("requestId", value.get("request_id"))
+        action_id = value.get("actionId", value.get("action_id"))
+        feedbacks = value.get("feedbacks")
+        if (
+            isinstance(request_id, str)
+            and isinstance(action_id, str)
+            and (feedbacks is None or isinstance(feedbacks, Mapping))
+        ):
+            return BatchDecision(
+                request_id=request_id, action_id=action_id, feedbacks=None if feedbacks is None else dict(feedbacks)
+            )
+    raise ValidationError(
+        "A batch decision is a BatchDecision or a mapping {requestId, actionId, feedbacks?}, "
+        f"got {type(value).__name__}"
+    )
+
+
+def _reviewer(by: Reviewer | Mapping[str, Any] | None) -> Reviewer | None:
+    """`by` as a `Reviewer`; a mapping `{id?, name?, email?}` (the TypeScript shape) is converted, so the
+    result returned, stored and handed to the resolver is the same value."""
+    if by is None or isinstance(by, Reviewer):
+        return by
+    try:
+        return msgspec.convert(by, Reviewer)
+    except msgspec.ValidationError as exc:
+        raise ValidationError(f"by must be a Reviewer or a mapping {{id?, name?, email?}} of strings: {exc}") from None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import threading
 import weakref
 from collections import deque
 from collections.abc import Sequence
@@ -105,12 +106,14 @@ class _Link:
         "error",
         "loop",
         "pool",
+        "thread",
     )
 
     def __init__(self, pool: Any, conn: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.pool = pool
         self.conn = conn
         self.loop = loop
+        self.thread = threading.get_ident()
         self.error: BaseException | None = None
         self._out: list[bytes] = []
         self._pending: deque[asyncio.Future[Any] | _Bulk] = deque()
@@ -137,6 +140,12 @@ class _Link:
     @property
     def alive(self) -> bool:
         return self.error is None
+
+    def current(self) -> bool:
+        """Alive, and its loop is the one running this code. Without `asyncio.get_running_loop()`, which
+        on Python 3.11 makes a getpid() system call each time (about ten per HTTP create): only one loop
+        runs per thread, so a running loop of this thread is the running loop."""
+        return self.error is None and self.thread == threading.get_ident() and self.loop.is_running()
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
@@ -290,7 +299,7 @@ class AutoBatchRedis(Redis):
         if not self._fast or name not in BATCHED or _NEVER_DECODE in options:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         link = self._link
-        if link is None or not link.alive or link.loop is not asyncio.get_running_loop():
+        if link is None or not link.current():
             link = await self._get_link()
         try:
             packed = hiredis.pack_command(args)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -21,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MovedError, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .._random import random_hex
 from .._time import iso_to_ms, now_iso
 from ..errors import (
     AlreadyResolvedError,
@@ -38,7 +38,7 @@ from ..history.codec import Subject, decode_batch, decode_notify, decode_request
 from ..history.keys import DEFAULT_TABLE, Keys
 from ..history.projection import Projector
 from ..history.reducer import apply
-from ..namespaces import validate_namespace
+from ..namespaces import validate_filter, validate_namespace
 from ..pagination import build_page, clamp_limit, decode_cursor, position_cursor, position_order
 from ..records import (
     BatchRecord,
@@ -99,6 +99,8 @@ def _bounded(
 
     # By hand rather than functools.wraps, whose typing loses the ParamSpec under mypy.
     run.__name__, run.__qualname__, run.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    # `inspect.signature` (help(), IDEs, tooling that checks keyword names) follows this to the real one.
+    setattr(run, "__wrapped__", method)  # noqa: B010
     return run
 
 
@@ -208,7 +210,7 @@ class StreamState:
         """
         # The write's op id: 96 random bits (a clash within one second's bucket is out of reach), kept
         # in the bucket of the second it began, which every retry of this write names again.
-        op_id, op_bucket = os.urandom(12).hex(), self.keys.ops(int(time.time()))
+        op_id, op_bucket = random_hex(12), self.keys.ops(int(time.time()))
         pause = Guard("nx", self.keys.meta_pause)
         paused_since: float | None = None
         attempts = 0
@@ -376,8 +378,8 @@ class StreamState:
         await self._commit(make, subject_key=self.keys.req(request_id), decode=decode_request)
 
     def _index_for(self, status: RequestStatus | None, namespace: str | None) -> str:
+        validate_filter(status, namespace)
         if namespace:
-            validate_namespace(namespace)
             return self.keys.idx_ns_status(namespace, status) if status else self.keys.idx_ns(namespace)
         return self.keys.idx_status(status) if status else self.keys.idx_all
 
@@ -558,7 +560,7 @@ class StreamState:
     # --- leases ---------------------------------------------------------------------------------------
     async def acquire_lease(self, name: str, ttl_ms: int) -> str | None:
         """Claim `name` for `ttl_ms` unless someone holds it; the token to release it with, or `None`."""
-        token = os.urandom(12).hex()
+        token = random_hex(12)
         taken = await self._io.execute_command("SET", self.keys.lease(name), token, "PX", ttl_ms, "NX")
         return token if taken else None
 

@@ -478,6 +478,15 @@ class StateContract:
         if audit is not None:
             assert await audit("a1") == []
 
+    @pytest.mark.parametrize(("status", "namespace"), [(None, "no spaces allowed"), (None, "a:b"), ("open", None)])
+    async def test_list_and_count_reject_an_invalid_filter(
+        self, state: State, status: str | None, namespace: str | None
+    ) -> None:
+        await state.create(new_request("a1"))
+        for read in (state.list, state.count):
+            with pytest.raises(ValidationError, match=r"Invalid (namespace|status)"):
+                await read(status=status, namespace=namespace)  # type: ignore[arg-type]
+
     async def test_concurrent_resolves_of_one_id_exactly_one_wins(self, state: State) -> None:
         await state.create(new_request("a1"))
         results = [resolved_result("a1", attempt=i) for i in range(50)]

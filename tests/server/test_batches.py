@@ -196,6 +196,23 @@ async def test_resolve_batch_resolves_every_item_and_resumes_each(batch_hitl: An
     assert board.batch_updates == [(body["externalRef"], results)]
 
 
+async def test_resolve_batch_takes_typescript_shaped_decisions(batch_hitl: Any) -> None:
+    hitl, _ = batch_hitl
+    body = (await post(hitl, "batches", batch_body(2))).json()
+    with pytest.raises(ValidationError, match="batch decision"):
+        await hitl.inbox.resolve_batch(body["batchId"], [{"requestId": body["ids"][0]}, "approve"])
+    assert await hitl.inbox.count(status="pending") == 2
+    decisions: list[Any] = [
+        {"requestId": body["ids"][0], "actionId": "approve", "feedbacks": {"subject": "Edited"}},
+        {"request_id": body["ids"][1], "action_id": "deny", "feedbacks": {"reason": "no"}},
+    ]
+    results = await hitl.inbox.resolve_batch(body["batchId"], decisions)
+    assert [(r.id, r.action_id, r.feedbacks) for r in results if isinstance(r, Resolved)] == [
+        (body["ids"][0], "approve", {"subject": "Edited"}),
+        (body["ids"][1], "deny", {"reason": "no"}),
+    ]
+
+
 async def test_resolve_batch_validates_everything_before_writing(batch_hitl: Any) -> None:
     hitl, _ = batch_hitl
     body = (await post(hitl, "batches", batch_body(2))).json()

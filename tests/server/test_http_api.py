@@ -426,3 +426,22 @@ async def test_a_retry_during_a_slow_delivery_does_not_deliver_twice(
     assert [r.status_code for r in responses] == [201, 201]
     assert responses[0].json() == responses[1].json()
     assert len(chat.sent) == 1
+
+
+async def test_a_bare_async_function_is_a_resolver() -> None:
+    calls: list[tuple[str, Any]] = []
+
+    async def resume(token: str, result: Any) -> None:
+        calls.append((token, result))
+
+    async with Hitl(resolver=resume) as hitl:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hitl.asgi), base_url="http://t") as http:
+            created = (await http.post(f"{API}/requests", json=create_body())).json()
+        result = await hitl.inbox.resolve(created["id"], action_id="approve")
+        for _ in range(200):
+            if calls:
+                break
+            await asyncio.sleep(0.01)
+    assert calls == [("tok-1", result)]
+    with pytest.raises(TypeError, match="resolver"):
+        Hitl(resolver="not a resolver")  # type: ignore[arg-type]

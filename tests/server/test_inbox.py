@@ -16,6 +16,7 @@ from hitl_streams import (
     UnknownActionError,
     UnknownBatchError,
     UnknownRequestError,
+    ValidationError,
 )
 from hitl_streams.server import BatchDecision, Hitl
 from hitl_streams.server.wire import parse_create_request
@@ -219,3 +220,15 @@ async def test_the_inbox_pages_timelines_and_audit_trails(hitl: Hitl) -> None:
     assert first + rest == trail and len(first) == 4
     page = await hitl.inbox.timeline(request_id, limit=3)
     assert page + await hitl.inbox.timeline(request_id, limit=3, cursor=page[-1].id) == timeline
+
+
+async def test_by_as_a_typescript_shaped_mapping_is_a_reviewer(hitl: Hitl) -> None:
+    request_id = await create(hitl)
+    with pytest.raises(ValidationError, match="by must be"):
+        await hitl.inbox.resolve(request_id, action_id="later", by={"name": 5})
+    with pytest.raises(ValidationError, match="by must be"):
+        await hitl.inbox.resolve(request_id, action_id="later", by="Ada")  # type: ignore[arg-type]
+    result = await hitl.inbox.resolve(request_id, action_id="later", by={"id": "u1", "name": "Ada"})
+    assert isinstance(result, Resolved) and result.by == Reviewer(id="u1", name="Ada")
+    record = await hitl.inbox.get(request_id)
+    assert record is not None and record.result == result

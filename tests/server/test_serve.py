@@ -263,10 +263,10 @@ def test_serve_refuses_a_public_interface_without_a_secret(tmp_path: Path, host:
         timeout=60,
         check=False,
     )
-    assert finished.returncode != 0
+    assert finished.returncode == 2  # refused input, as every command's
     lines = (finished.stdout + finished.stderr).strip().splitlines()
     assert lines == [
-        f"hitl-streams: refusing to serve {host} without HITL_SECRET (anyone reaching the port could create, "
+        f"hitl-streams: error: refusing to serve {host} without HITL_SECRET (anyone reaching the port could create, "
         "time out and escalate requests): set HITL_SECRET, or pass --insecure-no-secret to serve an open API anyway"
     ]
     assert not (tmp_path / "data").exists()  # refused before starting anything
@@ -280,3 +280,17 @@ def test_only_loopback_may_be_open_unless_the_operator_says_insecure() -> None:
     assert exposure_refusal(public, "") is not None
     assert exposure_refusal(public, "a-secret") is None
     assert exposure_refusal(ServeOptions(host="0.0.0.0", insecure_no_secret=True), None) is None
+
+
+def test_serve_runs_uvicorn_on_uvloop_when_it_is_installed() -> None:
+    # asyncio.run() would hand uvicorn asyncio's own loop even with uvloop installed (the server extra has it).
+    import asyncio
+
+    import uvloop
+
+    from hitl_streams.server.serve import _loop_factory
+
+    factory = _loop_factory()
+    assert factory is uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        assert isinstance(runner.get_loop(), uvloop.Loop)

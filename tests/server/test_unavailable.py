@@ -260,6 +260,9 @@ class FailingState:
     async def find_by_token(self, token: str) -> object:
         raise self.error
 
+    async def create(self, record: object) -> object:
+        raise self.error
+
     async def get(self, request_id: str) -> object:
         raise self.error
 

@@ -8,6 +8,7 @@ Chromium missing is a failure with the command to install it, never a skip.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -40,6 +41,15 @@ ARGS = [
     "--disable-sync",
 ]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+SHOTS_ENV = "HITL_UPDATE_SCREENSHOTS"
+"""With `HITL_UPDATE_SCREENSHOTS=1` the test writes the README's pictures into docs/; otherwise it takes them
+all the same, into a temporary directory, so a test run does not change the checkout."""
+
+
+def shots_dir(tmp_path: Path) -> Path:
+    return DOCS if os.environ.get(SHOTS_ENV) == "1" else tmp_path
+
+
 SECRET = "internal-secret"
 LINK = re.compile(r"\S*/inbox/login\?token=\S+")
 
@@ -122,8 +132,9 @@ async def browser() -> AsyncIterator[Any]:
 
 
 async def test_a_reviewer_added_with_the_cli_signs_in_decides_and_the_workflow_resumes(
-    browser: Any, redis: Redis, redis_url: str, table_name: str
+    browser: Any, redis: Redis, redis_url: str, table_name: str, tmp_path: Path
 ) -> None:
+    shots = shots_dir(tmp_path)
     state = StreamState(redis, table_name=table_name)
     resumed = Resumed()
     hitl = Hitl(
@@ -190,7 +201,7 @@ async def test_a_reviewer_added_with_the_cli_signs_in_decides_and_the_workflow_r
             assert chips == ["All namespaces", "billing", "ops"]
             await alice.locator(".who-name").wait_for()
             await alice.set_viewport_size({"width": 1000, "height": 560})  # the list, without a blank tail
-            await alice.screenshot(path=str(DOCS / "inbox-list.png"), full_page=True)
+            await alice.screenshot(path=str(shots / "inbox-list.png"), full_page=True)
             await alice.set_viewport_size({"width": 1000, "height": 760})
             # Created after the screenshot, so the README's picture shows ordinary requests.
             hostile = await create(
@@ -232,7 +243,8 @@ async def test_a_reviewer_added_with_the_cli_signs_in_decides_and_the_workflow_r
             await alice.get_by_label("Note for the release log").fill("Canary clean for 2h, shipping.")
             await alice.get_by_label("Deploy window").select_option("tonight")
             await alice.evaluate("window.scrollTo(0, 0)")
-            await alice.screenshot(path=str(DOCS / "inbox-request.png"), full_page=True)
+            await alice.screenshot(path=str(shots / "inbox-request.png"), full_page=True)
+            assert (shots / "inbox-request.png").stat().st_size > 10_000
             await alice.get_by_role("button", name="Approve deploy").click()
             await alice.wait_for_url(f"{base}/inbox/requests/{deploy}")
             outcome = await alice.locator("#outcome").inner_text()

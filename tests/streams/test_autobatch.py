@@ -242,3 +242,31 @@ class TestStreamStateWithoutAutobatch(StateContract):
     @pytest_asyncio.fixture
     async def state(self, redis: Redis, table_name: str) -> AsyncIterator[State]:
         yield StreamState(redis, table_name=table_name, autobatch=False)
+
+
+def test_the_link_is_current_only_in_its_own_running_loop(redis_url: str) -> None:
+    # The link is matched to the running loop without asyncio.get_running_loop() (a getpid() per call on
+    # Python 3.11): a link whose loop is not the one running here must never be used.
+    client = Redis.from_url(redis_url)
+    batched = AutoBatchRedis.wrap(client)
+
+    async def use() -> bool:
+        await batched.execute_command("SET", "autobatch:loops", "v")
+        assert batched._link is not None
+        return batched._link.current()
+
+    async def look() -> bool:
+        assert batched._link is not None
+        return batched._link.current()
+
+    first, other = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        assert first.run_until_complete(use()) is True
+        assert other.run_until_complete(look()) is False  # another loop: a new link would be made
+        assert first.run_until_complete(look()) is True
+        assert batched._link is not None and not batched._link.current()  # no loop running at all
+    finally:
+        first.run_until_complete(batched.aclose())
+        first.run_until_complete(client.aclose())
+        first.close()
+        other.close()

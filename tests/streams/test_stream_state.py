@@ -333,3 +333,19 @@ async def test_works_with_decode_responses(redis_url: str, redis: Redis, table_n
         assert (await state.verify()).clean
     finally:
         await client.aclose()
+
+
+def test_public_methods_show_the_state_protocols_signatures() -> None:
+    """The slot wrapper keeps each method's own signature visible (keyword names, defaults) to `inspect`."""
+    import inspect
+
+    from hitl_streams import State
+
+    names = [n for n, v in vars(State).items() if inspect.iscoroutinefunction(v)]
+    assert "list" in names and "set_external_id" in names
+    for name in names:
+        ours = inspect.signature(getattr(StreamState, name)).parameters
+        theirs = inspect.signature(getattr(State, name)).parameters
+        assert [(p.name, p.kind, p.default) for p in ours.values()] == [
+            (p.name, p.kind, p.default) for p in theirs.values()
+        ], name

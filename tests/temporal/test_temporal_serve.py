@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 
 from hitl_streams import Hitl, Resolved, ResumeRejected, StreamState
 from hitl_streams.temporal import TemporalResolver, encode_hitl_token, hitl_activities
+from hitl_streams.testing.redis_server import free_port
 
 
 async def test_serve_resumes_temporal_workflows(temporal_address: str, redis_url: str, table_name: str) -> None:
@@ -51,6 +52,8 @@ def test_serve_refuses_a_namespace_that_does_not_exist(temporal_address: str, tm
         [
             cli,
             "serve",
+            "--port",
+            str(free_port()),
             "--data-dir",
             str(tmp_path),
             "--temporal-address",
@@ -63,8 +66,11 @@ def test_serve_refuses_a_namespace_that_does_not_exist(temporal_address: str, tm
         timeout=60,
         check=False,
     )
-    assert done.returncode != 0
-    assert done.stderr.strip() == f"the Temporal namespace 'nope' does not exist at {temporal_address}"
+    assert done.returncode == 3
+    assert (
+        done.stderr.strip()
+        == f"hitl-streams: error: the Temporal namespace 'nope' does not exist at {temporal_address}"
+    )
 
 
 async def test_a_missing_namespace_is_retried_not_rejected(temporal_address: str) -> None:
