@@ -218,7 +218,7 @@ def test_serve_answers_the_cli_and_the_readme_example_find_it_and_ctrl_c_stops_i
         assert "steps       9 applied, none pending" in stats.stdout
 
         # The README's Python example (the reviewer's side of the loop), verbatim.
-        example = _run([sys.executable, "-c", _readme_python('by=Reviewer(name="Ada")')], tmp_path)
+        example = _run([sys.executable, "-c", _readme_python("Hitl(state=StreamState(connect()))")], tmp_path)
         assert example.returncode == 0, example.stderr
         assert f"Resolved(id='{request_id}', action_id='approve'" in example.stdout
         assert "by=Reviewer(id=None, name='Ada', email=None)" in example.stdout
