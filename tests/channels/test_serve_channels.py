@@ -142,9 +142,13 @@ def test_serve_enables_slack_from_the_environment_and_email_from_options(tmp_pat
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        if process.poll() is None:  # a failed test: Ctrl-C first, so serve stops the Valkey it started
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         controller.stop()
     assert process.returncode == 0, output
     assert "  slack:    interactivity at https://hitl.example.com/channels/slack/interactivity" in output

@@ -206,9 +206,13 @@ def test_serve_with_the_inbox_end_to_end(tmp_path: Path, redis_url: str, table_n
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=20)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        if process.poll() is None:  # a failed test: Ctrl-C first, so serve stops the Valkey it started
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
     assert process.returncode == 0, output
     assert f"inbox:    {base}/inbox/" in output
     assert f"hitl-streams reviewers add NAME --namespaces a,b --redis-url {redis_url} --table {table_name}" in output
