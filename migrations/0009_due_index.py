@@ -18,18 +18,12 @@ def project(change: Change, ops: Ops) -> None:
     if not isinstance(event, ev.ScheduleSet | ev.ScheduleFired | ev.ScheduleEnded):
         return
     if isinstance(event, ev.ScheduleSet):
-        spec: dict[str, object] = {"subject": event.subject, "anchor": event.anchor, "reminders": event.reminders}
-        if isinstance(event.timeout_at, str):
-            spec["timeoutAt"] = event.timeout_at
-        ops.set(keys.schedule(event.id), _encode(spec))
-    if isinstance(event, ev.ScheduleEnded):
-        ops.set(keys.schedule_next(event.id), _encode({"done": event.reason}))
-        ops.zrem(keys.idx_due, event.id)
-    elif isinstance(event.next_at, str) and isinstance(event.next_fire, int):
-        ops.set(keys.schedule_next(event.id), _encode({"fire": event.next_fire, "at": event.next_at}))
-        ops.zadd(keys.idx_due, iso_to_ms(event.next_at), event.id)
+        ops.set(keys.schedule(event.id), _encode(event.spec()))
+    following = event.following()
+    ops.set(keys.schedule_next(event.id), _encode(following))
+    if "at" in following:
+        ops.zadd(keys.idx_due, iso_to_ms(following["at"]), event.id)
     else:
-        ops.set(keys.schedule_next(event.id), _encode({"done": "fired"}))
         ops.zrem(keys.idx_due, event.id)
 
 

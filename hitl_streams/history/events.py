@@ -448,6 +448,12 @@ class _Schedule(_Base, kw_only=True):
     def subjects(self) -> tuple[str, ...]:
         return (self.id,)
 
+    def following(self) -> dict[str, Any]:
+        """What is due after this event, as both states keep it: `{"fire", "at"}`, or `{"done": why}`."""
+        if isinstance(self.next_at, str) and isinstance(self.next_fire, int):
+            return {"fire": self.next_fire, "at": self.next_at}
+        return {"done": "fired"}
+
 
 class ScheduleSet(_Schedule, tag="schedule.set", kw_only=True):
     """The caller's schedule, anchored at the subject's creation: a deadline and reminders, in the JSON
@@ -456,6 +462,13 @@ class ScheduleSet(_Schedule, tag="schedule.set", kw_only=True):
     anchor: str
     timeout_at: str | UnsetType = UNSET
     reminders: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+    def spec(self) -> dict[str, Any]:
+        """The schedule as both states keep it (`subject`, `anchor`, `reminders`, `timeoutAt` if any)."""
+        spec: dict[str, Any] = {"subject": self.subject, "anchor": self.anchor, "reminders": self.reminders}
+        if isinstance(self.timeout_at, str):
+            spec["timeoutAt"] = self.timeout_at
+        return spec
 
 
 class ScheduleFired(_Schedule, tag="schedule.fired", kw_only=True):
@@ -474,6 +487,9 @@ class ScheduleEnded(_Schedule, tag="schedule.ended", kw_only=True):
     """Nothing more will fire: `reason` is "decided" (a decision cancelled the rest) or "gone"."""
 
     reason: str
+
+    def following(self) -> dict[str, Any]:
+        return {"done": self.reason}
 
 
 STATE_EVENTS = (

@@ -116,16 +116,8 @@ class InMemoryState:
     def _project_schedule(self, event: ev.ScheduleSet | ev.ScheduleFired | ev.ScheduleEnded) -> None:
         spec = self._schedules.get(event.id, ({}, {}))[0]
         if isinstance(event, ev.ScheduleSet):
-            spec = {"subject": event.subject, "anchor": event.anchor, "reminders": _copy_json(event.reminders)}
-            if isinstance(event.timeout_at, str):
-                spec["timeoutAt"] = event.timeout_at
-        following: dict[str, Any]
-        if isinstance(event, ev.ScheduleEnded):
-            following = {"done": event.reason}
-        elif isinstance(event.next_at, str) and isinstance(event.next_fire, int):
-            following = {"fire": event.next_fire, "at": event.next_at}
-        else:
-            following = {"done": "fired"}
+            spec = _copy_json(event.spec())
+        following = event.following()
         self._schedules[event.id] = (spec, following)
         if "at" in following:
             self._due[event.id] = iso_to_ms(following["at"])
