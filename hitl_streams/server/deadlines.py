@@ -114,8 +114,6 @@ class DeadlineRunner:
         self._slots = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._working: set[str] = set()
-        self._jobs: set[asyncio.Task[None]] = set()
 
     @property
     def running(self) -> bool:
@@ -131,13 +129,8 @@ class DeadlineRunner:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            task.cancel()  # its tick's fires are cancelled with it
             await asyncio.gather(task, return_exceptions=True)
-        jobs = list(self._jobs)
-        for job in jobs:
-            job.cancel()
-        if jobs:
-            await asyncio.gather(*jobs, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
@@ -161,15 +154,10 @@ class DeadlineRunner:
         return max(0.0, min(self.poll_seconds, (following - now_ms()) / 1000))
 
     async def tick(self) -> int:
-        """Fire what is due now; the number of subjects taken. Fires run concurrently (bounded)."""
-        due = [i for i in await self.store.due_schedules(now_ms(), self.batch) if i not in self._working]
-        for subject_id in due:
-            self._working.add(subject_id)
-            job = asyncio.get_running_loop().create_task(self._guarded(subject_id))
-            self._jobs.add(job)
-            job.add_done_callback(self._jobs.discard)
-        if due:
-            await asyncio.gather(*list(self._jobs), return_exceptions=True)
+        """Fire what is due now; the number of subjects taken. Fires run concurrently (bounded), and a tick
+        ends when all of them have, so no subject is ever taken twice by one runner."""
+        due = await self.store.due_schedules(now_ms(), self.batch)
+        await asyncio.gather(*(self._guarded(subject_id) for subject_id in due))
         return len(due)
 
     async def _guarded(self, subject_id: str) -> None:
@@ -180,8 +168,6 @@ class DeadlineRunner:
             raise
         except Exception:
             log.warning("hitl: could not run the schedule of %s; it stays due", subject_id, exc_info=True)
-        finally:
-            self._working.discard(subject_id)
 
     async def fire(self, subject_id: str) -> bool:
         """Run what is due for one subject, under its lease. False if another replica holds it or
