@@ -211,7 +211,7 @@ class StreamState:
         # The write's op id: 96 random bits (a clash within one second's bucket is out of reach), kept
         # in the bucket of the second it began, which every retry of this write names again.
         op_id, op_bucket = random_hex(12), self.keys.ops(int(time.time()))
-        pause = Guard("nx", self.keys.meta_pause)
+        keys = self.keys
         paused_since: float | None = None
         attempts = 0
         known = self._known
@@ -232,10 +232,12 @@ class StreamState:
                 known.drop(subject_key)  # decide from the stored bytes, never from a guess
                 continue
             ops = self.projector.project(apply(event, before, self.keys))
-            checks = [pause, *guards]
+            checks = guards
             if subject_key is not None and compare:
-                checks.append(Guard("eq", subject_key, raw))
-            command = commit_command(self.keys.events, op_bucket, op_id, ev.encode_event(event), checks, ops)
+                checks = [*guards, Guard("eq", subject_key, raw)]
+            command = commit_command(
+                keys.events, op_bucket, keys.meta_pause, op_id, ev.encode_event(event), checks, ops
+            )
             try:
                 outcome = commit_outcome(await self._write(command))
             except NoScriptError:
@@ -249,8 +251,8 @@ class StreamState:
                 if subject_key is not None:
                     known.drop(subject_key)
                 return outcome.value
-            failed = checks[int(outcome.value) - 1]
-            if failed is pause:
+            failed_at = int(outcome.value)
+            if failed_at == 0:
                 # A rebuild is swapping a replayed projection in: wait, or the swap would revert this write.
                 now = asyncio.get_running_loop().time()
                 paused_since = now if paused_since is None else paused_since
@@ -258,6 +260,7 @@ class StreamState:
                     raise HitlError(f"writes to {self.keys.prefix} paused by a rebuild for over {_MAX_PAUSE_SECONDS}s")
                 await asyncio.sleep(0.02)
                 continue
+            failed = checks[failed_at - 1]
             if failed.key == subject_key and failed.kind == "eq":
                 known.drop(subject_key)
                 if guessed:
