@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from ..history.projection import Ops
 from .replies import text
 
-__all__ = ["APPEND_FIELDS_LUA", "COMMIT_LUA", "CommitOutcome", "Guard", "as_eval", "commit_command", "commit_outcome"]
+__all__ = ["APPEND_FIELDS_LUA", "COMMIT_LUA", "Guard", "as_eval", "commit_command", "commit_outcome"]
 
 OP_TTL_SECONDS = 600
 """How long a write's outcome is kept for retries of that same write (from the first write of its
@@ -128,41 +127,43 @@ class Guard(NamedTuple):
     expected: bytes | str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CommitOutcome:
-    status: int
-    """1 written, 2 already written by this op id, 0 a guard failed."""
-    value: str
-    """The stream id (status 1 or 2), or the 1-based number of the failed guard (status 0)."""
-
-    @property
-    def written(self) -> bool:
-        return self.status in (1, 2)
-
-
 def commit_command(
-    stream: str, op_bucket: str, pause: str, op_id: str, event: bytes, guards: Sequence[Guard], ops: Ops
+    stream: str,
+    op_bucket: str,
+    pause: str,
+    op_id: str,
+    event: bytes,
+    guards: Sequence[Guard],
+    ops: Ops,
+    compare: tuple[str, bytes | str] | None = None,
 ) -> list[str | bytes | int]:
     """The `EVALSHA` of `COMMIT_LUA` for one write, as a command list (send it with `execute_command(*it)`;
     on `NoScriptError`, `as_eval` gives the same call with the script's text). `pause` is the key whose
-    existence holds every write back (a rebuild's swap): its failure is guard 0."""
-    keys: list[str] = [stream, op_bucket, pause]
-    guard_codes: list[str] = []
-    op_codes: list[str] = []
+    existence holds every write back (a rebuild's swap): its failure is guard 0. `compare` (key, bytes)
+    is one more "eq" guard after `guards` (the subject of a read-modify-write: number len(guards) + 1)."""
+    command: list[str | bytes | int] = ["EVALSHA", COMMIT_SHA, 0, stream, op_bucket, pause]
+    add_key = command.append
     args: list[str | bytes | int] = []
-    add_key, add = keys.append, args.append
+    guard_codes = op_codes = ""
     for kind, key, expected in guards:
         add_key(key)
         if kind == "eq":
-            guard_codes.append("e")
-            add(expected if expected is not None else b"")
+            guard_codes += "e"
+            args.append(expected if expected is not None else b"")
         else:
-            guard_codes.append("n")
-    for code, key, op_args in ops:
+            guard_codes += "n"
+    if compare is not None:
+        add_key(compare[0])
+        guard_codes += "e"
+        args.append(compare[1])
+    for code, key, op_args in ops.items:
         add_key(key)
-        op_codes.append(code)
+        op_codes += code
         args += op_args
-    return ["EVALSHA", COMMIT_SHA, len(keys), *keys, op_id, event, "".join(guard_codes), "".join(op_codes), *args]
+    command[2] = len(command) - 3
+    command += (op_id, event, guard_codes, op_codes)
+    command += args
+    return command
 
 
 def as_eval(command: list[str | bytes | int]) -> list[str | bytes | int]:
@@ -171,5 +172,7 @@ def as_eval(command: list[str | bytes | int]) -> list[str | bytes | int]:
     return ["EVAL", COMMIT_LUA, *command[2:]]
 
 
-def commit_outcome(reply: Sequence[Any]) -> CommitOutcome:
-    return CommitOutcome(int(reply[0]), text(reply[1]))
+def commit_outcome(reply: Sequence[Any]) -> tuple[int, str]:
+    """The script's reply as (status, value): status 1 written, 2 already written by this op id (value:
+    the stream id, either way), 0 a guard failed (value: its number, 0 for the pause key)."""
+    return int(reply[0]), text(reply[1])

@@ -22,8 +22,7 @@ def keys(table_name: str) -> Keys:
 
 async def commit(redis: Redis, keys: Keys, op_id: str, ops: Ops, guards: tuple[Guard, ...] = ()) -> tuple[int, str]:
     command = commit_command(keys.events, keys.ops(1), keys.meta_pause, op_id, b'{"e":1}', guards, ops)
-    outcome = commit_outcome(await redis.execute_command(*as_eval(command)))  # type: ignore[no-untyped-call]
-    return outcome.status, outcome.value
+    return commit_outcome(await redis.execute_command(*as_eval(command)))  # type: ignore[no-untyped-call]
 
 
 def every_kind(keys: Keys) -> Ops:
