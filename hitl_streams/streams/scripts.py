@@ -38,67 +38,68 @@ OP_TTL_SECONDS = 600
 second's bucket)."""
 
 COMMIT_LUA = r"""
-local done = redis.call('HGET', KEYS[2], ARGV[1])
+local call, pcall = redis.call, redis.pcall
+local done = call('HGET', KEYS[2], ARGV[1])
 if done then return {2, done} end
-if redis.call('EXISTS', KEYS[3]) == 1 then return {0, 0} end
-local guards, ops = ARGV[3], ARGV[4]
+if call('EXISTS', KEYS[3]) == 1 then return {0, 0} end
+local guards, ops, sub = ARGV[3], ARGV[4], string.sub
 local i, k = 5, 4
 for g = 1, #guards do
-  if string.sub(guards, g, g) == 'n' then
-    if redis.call('EXISTS', KEYS[k]) == 1 then return {0, g} end
+  if sub(guards, g, g) == 'n' then
+    if call('EXISTS', KEYS[k]) == 1 then return {0, g} end
   else
-    if redis.call('GET', KEYS[k]) ~= ARGV[i] then return {0, g} end
+    if call('GET', KEYS[k]) ~= ARGV[i] then return {0, g} end
     i = i + 1
   end
   k = k + 1
 end
 local function wrong(key, want)
-  local t = redis.call('TYPE', key)['ok']
+  local t = call('TYPE', key)['ok']
   return redis.error_reply('WRONGTYPE hitl: ' .. key .. ' is a ' .. t .. ', expected ' .. want)
 end
 local first_op, first_key = i, k
 local had = {}
 for j = 1, #ops do
-  local op, key = string.sub(ops, j, j), KEYS[k]
+  local op, key = sub(ops, j, j), KEYS[k]
   if op == 'S' or op == 'E' then i = i + 1
   elseif op == 'Z' or op == 'R' then
-    if type(redis.pcall('ZCARD', key)) == 'table' then return wrong(key, 'zset') end
+    if type(pcall('ZCARD', key)) == 'table' then return wrong(key, 'zset') end
     i = i + (op == 'Z' and 2 or 1)
   elseif op == 'H' then
     local name = key .. ' ' .. ARGV[i]
     if had[name] == nil then
-      local value = redis.pcall('HGET', key, ARGV[i])
+      local value = pcall('HGET', key, ARGV[i])
       if type(value) == 'table' then return wrong(key, 'hash') end
       had[name] = value
     end
     i = i + 1
   elseif op == 'A' then
-    if type(redis.pcall('SCARD', key)) == 'table' then return wrong(key, 'set') end
+    if type(pcall('SCARD', key)) == 'table' then return wrong(key, 'set') end
     i = i + 1
   elseif op == 'P' then
-    if type(redis.pcall('LLEN', key)) == 'table' then return wrong(key, 'list') end
+    if type(pcall('LLEN', key)) == 'table' then return wrong(key, 'list') end
   else return redis.error_reply('hitl: unknown projection op ' .. op) end
   k = k + 1
 end
-local id = redis.call('XADD', KEYS[1], '*', 'event', ARGV[2])
+local id = call('XADD', KEYS[1], '*', 'event', ARGV[2])
 i, k = first_op, first_key
 for j = 1, #ops do
-  local op, key = string.sub(ops, j, j), KEYS[k]
-  if op == 'S' then redis.call('SET', key, ARGV[i]); i = i + 1
-  elseif op == 'Z' then redis.call('ZADD', key, ARGV[i], ARGV[i + 1]); i = i + 2
-  elseif op == 'R' then redis.call('ZREM', key, ARGV[i]); i = i + 1
-  elseif op == 'A' then redis.call('SADD', key, ARGV[i]); i = i + 1
+  local op, key = sub(ops, j, j), KEYS[k]
+  if op == 'S' then call('SET', key, ARGV[i]); i = i + 1
+  elseif op == 'Z' then call('ZADD', key, ARGV[i], ARGV[i + 1]); i = i + 2
+  elseif op == 'R' then call('ZREM', key, ARGV[i]); i = i + 1
+  elseif op == 'A' then call('SADD', key, ARGV[i]); i = i + 1
   elseif op == 'H' then
     local name = key .. ' ' .. ARGV[i]
     local positions = had[name] and (had[name] .. ' ' .. id) or id
     had[name] = positions
-    redis.call('HSET', key, ARGV[i], positions); i = i + 1
-  elseif op == 'E' then redis.call('PEXPIREAT', key, ARGV[i]); i = i + 1
-  else redis.call('RPUSH', key, id) end
+    call('HSET', key, ARGV[i], positions); i = i + 1
+  elseif op == 'E' then call('PEXPIREAT', key, ARGV[i]); i = i + 1
+  else call('RPUSH', key, id) end
   k = k + 1
 end
-redis.call('HSET', KEYS[2], ARGV[1], id)
-if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], OP_TTL) end
+call('HSET', KEYS[2], ARGV[1], id)
+if call('TTL', KEYS[2]) < 0 then call('EXPIRE', KEYS[2], OP_TTL) end
 return {1, id}
 """.replace("OP_TTL", str(OP_TTL_SECONDS))
 COMMIT_SHA = hashlib.sha1(COMMIT_LUA.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
