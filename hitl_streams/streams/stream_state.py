@@ -341,7 +341,14 @@ class StreamState:
 
     @_bounded
     async def get(self, request_id: str) -> HumanRequestRecord | None:
-        return await self._get(request_id)
+        # _get's body, not a call to it: one coroutine less on the most frequent read.
+        key = self.keys.req(request_id)
+        raw = await self._io.execute_command("GET", key)
+        if raw is None:
+            return None
+        record = decode_request(raw)
+        self._known.put(key, raw)
+        return record
 
     async def _get(self, request_id: str) -> HumanRequestRecord | None:
         key = self.keys.req(request_id)
