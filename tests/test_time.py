@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from hitl_streams import _time
 from hitl_streams._time import iso_to_ms, ms_to_iso, now_iso, now_ms
 
 JS_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
@@ -52,6 +53,16 @@ def test_now_iso_is_javascript_format_and_close_to_now_ms() -> None:
     after = now_ms()
     assert JS_ISO.fullmatch(text), text
     assert before <= iso_to_ms(text) <= after
+
+
+@pytest.mark.parametrize("start", [1_795_626_184_998, 1_795_651_199_998, 946_684_799_999, 253_402_300_799_998])
+def test_now_iso_formats_every_millisecond_as_ms_to_iso_across_seconds_and_days(
+    monkeypatch: pytest.MonkeyPatch, start: int
+) -> None:
+    """now_iso reuses the text of the second it is in: across second, day and year boundaries too."""
+    for ms in [start, start, start + 1, start + 2, start + 3, start + 1000, start - 5]:
+        monkeypatch.setattr(_time, "now_ms", lambda ms=ms: ms)
+        assert now_iso() == ms_to_iso(ms)
 
 
 def test_iso_to_ms_accepts_other_iso_forms_like_date_parse() -> None:

@@ -1,81 +1,107 @@
 """The Lua scripts of the write path. Every write goes through `COMMIT_LUA`: check, append the event,
 project it, all atomically. Replays append to audit fields with `APPEND_FIELDS_LUA`.
 
-KEYS: [stream, op-id bucket, then one key per guard and one per op, in their order (repeats allowed)]
-ARGV: [op ttl seconds, op id, event JSON, guard count, guards..., ops...]
-  guard: "nx"                     its key must not exist
-         "eq" expected            its key must hold exactly `expected` (a compare-and-set on the bytes)
-  op:    "S" value | "Z" score member | "R" member | "A" member | "P" (RPUSH the new stream id)
-         | "H" field (append the new stream id to a HASH field's space-separated positions)
-         | "E" unix-ms (PEXPIREAT: the key, already written, expires then; a time past deletes it)
+KEYS: [stream, op-id bucket, pause key, then one key per guard and one per op, in their order (repeats
+       allowed)]
+ARGV: [op id, event JSON, guard codes, op codes, then each guard's arguments and each op's, in order]
+  guard codes: one letter per guard: "n" its key must not exist,
+               "e" (one argument: expected) its key must hold exactly `expected` (a compare-and-set)
+  op codes:    one letter per op: "S" value | "Z" score member | "R" member | "A" member
+               | "P" (RPUSH the new stream id) | "H" field (append the new stream id to a HASH field's
+               space-separated positions) | "E" unix-ms (PEXPIREAT: the key, already written, expires then;
+               a time past deletes it)
 Reply: {1, id} written; {2, id} this op id already ran (a client retry), id is the first outcome;
-       {0, n} guard n failed, nothing written.
+       {0, n} guard n failed (0: the pause key exists, a rebuild is swapping), nothing written.
 
-Key types are checked before the XADD: Redis does not roll a script back when a command fails midway, so
-every check that can fail runs before the first write. Keys are named in KEYS, in use order, so the
-script works on Redis Cluster (one hash tag per prefix) and the client needs no index of them.
+Redis does not roll a script back when a command fails midway, so everything that can fail runs before
+the first write (the XADD): the guards' reads, and a read of every key an op writes that fails on a key
+of the wrong type (ZCARD, SCARD, LLEN, and for "H" the HGET of the field, which the write then uses).
+SET replaces a key of any type and PEXPIREAT accepts any type: those need no check. Two letters per
+guard and op, not one argument each: every argument costs Redis a Lua string. Keys are named in KEYS, in
+use order, so the script works on Redis Cluster (one hash tag per prefix) and the client needs no index
+of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from ..history.projection import Ops
 from .replies import text
 
-__all__ = ["APPEND_FIELDS_LUA", "COMMIT_LUA", "CommitOutcome", "Guard", "as_eval", "commit_command", "commit_outcome"]
+__all__ = ["APPEND_FIELDS_LUA", "COMMIT_LUA", "Guard", "as_eval", "commit_command", "commit_outcome"]
+
+OP_TTL_SECONDS = 600
+"""How long a write's outcome is kept for retries of that same write (from the first write of its
+second's bucket)."""
 
 COMMIT_LUA = r"""
-local done = redis.call('HGET', KEYS[2], ARGV[2])
+local call, pcall = redis.call, redis.pcall
+local done = call('HGET', KEYS[2], ARGV[1])
 if done then return {2, done} end
-local i, k = 5, 3
-local nguards = tonumber(ARGV[4])
-for g = 1, nguards do
-  if ARGV[i] == 'nx' then
-    if redis.call('EXISTS', KEYS[k]) == 1 then return {0, g} end
-    i = i + 1
+if call('EXISTS', KEYS[3]) == 1 then return {0, 0} end
+local guards, ops, sub = ARGV[3], ARGV[4], string.sub
+local i, k = 5, 4
+for g = 1, #guards do
+  if sub(guards, g, g) == 'n' then
+    if call('EXISTS', KEYS[k]) == 1 then return {0, g} end
   else
-    if redis.call('GET', KEYS[k]) ~= ARGV[i + 1] then return {0, g} end
-    i = i + 2
+    if call('GET', KEYS[k]) ~= ARGV[i] then return {0, g} end
+    i = i + 1
   end
   k = k + 1
 end
+local function wrong(key, want)
+  local t = call('TYPE', key)['ok']
+  return redis.error_reply('WRONGTYPE hitl: ' .. key .. ' is a ' .. t .. ', expected ' .. want)
+end
 local first_op, first_key = i, k
-local want = {S = 'string', Z = 'zset', R = 'zset', A = 'set', P = 'list', H = 'hash', E = '*'}
-local width = {S = 2, Z = 3, R = 2, A = 2, P = 1, H = 2, E = 2}
-while i <= #ARGV do
-  local op = ARGV[i]
-  if not want[op] then return redis.error_reply('hitl: unknown projection op ' .. tostring(op)) end
-  if want[op] ~= '*' then
-    local t = redis.call('TYPE', KEYS[k])['ok']
-    if t ~= 'none' and t ~= want[op] then
-      return redis.error_reply('WRONGTYPE hitl: ' .. KEYS[k] .. ' is a ' .. t .. ', expected ' .. want[op])
-    end
-  end
-  i, k = i + width[op], k + 1
-end
-local id = redis.call('XADD', KEYS[1], '*', 'event', ARGV[3])
-i, k = first_op, first_key
-while i <= #ARGV do
-  local op, key = ARGV[i], KEYS[k]
-  if op == 'S' then redis.call('SET', key, ARGV[i + 1])
-  elseif op == 'Z' then redis.call('ZADD', key, ARGV[i + 1], ARGV[i + 2])
-  elseif op == 'R' then redis.call('ZREM', key, ARGV[i + 1])
-  elseif op == 'A' then redis.call('SADD', key, ARGV[i + 1])
+local had = {}
+for j = 1, #ops do
+  local op, key = sub(ops, j, j), KEYS[k]
+  if op == 'S' or op == 'E' then i = i + 1
+  elseif op == 'Z' or op == 'R' then
+    if type(pcall('ZCARD', key)) == 'table' then return wrong(key, 'zset') end
+    i = i + (op == 'Z' and 2 or 1)
   elseif op == 'H' then
-    local had = redis.call('HGET', key, ARGV[i + 1])
-    redis.call('HSET', key, ARGV[i + 1], had and (had .. ' ' .. id) or id)
-  elseif op == 'E' then redis.call('PEXPIREAT', key, ARGV[i + 1])
-  else redis.call('RPUSH', key, id) end
-  i, k = i + width[op], k + 1
+    local name = key .. ' ' .. ARGV[i]
+    if had[name] == nil then
+      local value = pcall('HGET', key, ARGV[i])
+      if type(value) == 'table' then return wrong(key, 'hash') end
+      had[name] = value
+    end
+    i = i + 1
+  elseif op == 'A' then
+    if type(pcall('SCARD', key)) == 'table' then return wrong(key, 'set') end
+    i = i + 1
+  elseif op == 'P' then
+    if type(pcall('LLEN', key)) == 'table' then return wrong(key, 'list') end
+  else return redis.error_reply('hitl: unknown projection op ' .. op) end
+  k = k + 1
 end
-redis.call('HSET', KEYS[2], ARGV[2], id)
-if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+local id = call('XADD', KEYS[1], '*', 'event', ARGV[2])
+i, k = first_op, first_key
+for j = 1, #ops do
+  local op, key = sub(ops, j, j), KEYS[k]
+  if op == 'S' then call('SET', key, ARGV[i]); i = i + 1
+  elseif op == 'Z' then call('ZADD', key, ARGV[i], ARGV[i + 1]); i = i + 2
+  elseif op == 'R' then call('ZREM', key, ARGV[i]); i = i + 1
+  elseif op == 'A' then call('SADD', key, ARGV[i]); i = i + 1
+  elseif op == 'H' then
+    local name = key .. ' ' .. ARGV[i]
+    local positions = had[name] and (had[name] .. ' ' .. id) or id
+    had[name] = positions
+    call('HSET', key, ARGV[i], positions); i = i + 1
+  elseif op == 'E' then call('PEXPIREAT', key, ARGV[i]); i = i + 1
+  else call('RPUSH', key, id) end
+  k = k + 1
+end
+call('HSET', KEYS[2], ARGV[1], id)
+if call('TTL', KEYS[2]) < 0 then call('EXPIRE', KEYS[2], OP_TTL) end
 return {1, id}
-"""
+""".replace("OP_TTL", str(OP_TTL_SECONDS))
 COMMIT_SHA = hashlib.sha1(COMMIT_LUA.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
 APPEND_FIELDS_LUA = r"""
@@ -93,10 +119,6 @@ return #KEYS
 """Replays: append positions to HASH fields. KEYS: hashes; ARGV, per hash in KEYS order: the number of
 fields n, then n pairs of field and positions (space separated)."""
 
-OP_TTL_SECONDS = 600
-"""How long a write's outcome is kept for retries of that same write (from the first write of its
-second's bucket)."""
-
 
 class Guard(NamedTuple):
     """A precondition of a commit (a tuple: made on every write, so cheap to make)."""
@@ -106,36 +128,43 @@ class Guard(NamedTuple):
     expected: bytes | str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CommitOutcome:
-    status: int
-    """1 written, 2 already written by this op id, 0 a guard failed."""
-    value: str
-    """The stream id (status 1 or 2), or the 1-based number of the failed guard (status 0)."""
-
-    @property
-    def written(self) -> bool:
-        return self.status in (1, 2)
-
-
 def commit_command(
-    stream: str, op_bucket: str, op_id: str, event: bytes, guards: Sequence[Guard], ops: Ops
+    stream: str,
+    op_bucket: str,
+    pause: str,
+    op_id: str,
+    event: bytes,
+    guards: Sequence[Guard],
+    ops: Ops,
+    compare: tuple[str, bytes | str] | None = None,
 ) -> list[str | bytes | int]:
     """The `EVALSHA` of `COMMIT_LUA` for one write, as a command list (send it with `execute_command(*it)`;
-    on `NoScriptError`, `as_eval` gives the same call with the script's text)."""
-    keys: list[str] = [stream, op_bucket]
-    argv: list[str | bytes | int] = [OP_TTL_SECONDS, op_id, event, len(guards)]
-    add_key, add = keys.append, argv.append
+    on `NoScriptError`, `as_eval` gives the same call with the script's text). `pause` is the key whose
+    existence holds every write back (a rebuild's swap): its failure is guard 0. `compare` (key, bytes)
+    is one more "eq" guard after `guards` (the subject of a read-modify-write: number len(guards) + 1)."""
+    command: list[str | bytes | int] = ["EVALSHA", COMMIT_SHA, 0, stream, op_bucket, pause]
+    add_key = command.append
+    args: list[str | bytes | int] = []
+    guard_codes = op_codes = ""
     for kind, key, expected in guards:
         add_key(key)
-        add(kind)
         if kind == "eq":
-            add(expected if expected is not None else b"")
-    for code, key, args in ops:
+            guard_codes += "e"
+            args.append(expected if expected is not None else b"")
+        else:
+            guard_codes += "n"
+    if compare is not None:
+        add_key(compare[0])
+        guard_codes += "e"
+        args.append(compare[1])
+    for code, key, op_args in ops.items:
         add_key(key)
-        add(code)
-        argv += args
-    return ["EVALSHA", COMMIT_SHA, len(keys), *keys, *argv]
+        op_codes += code
+        args += op_args
+    command[2] = len(command) - 3
+    command += (op_id, event, guard_codes, op_codes)
+    command += args
+    return command
 
 
 def as_eval(command: list[str | bytes | int]) -> list[str | bytes | int]:
@@ -144,5 +173,7 @@ def as_eval(command: list[str | bytes | int]) -> list[str | bytes | int]:
     return ["EVAL", COMMIT_LUA, *command[2:]]
 
 
-def commit_outcome(reply: Sequence[Any]) -> CommitOutcome:
-    return CommitOutcome(int(reply[0]), text(reply[1]))
+def commit_outcome(reply: Sequence[Any]) -> tuple[int, str]:
+    """The script's reply as (status, value): status 1 written, 2 already written by this op id (value:
+    the stream id, either way), 0 a guard failed (value: its number, 0 for the pause key)."""
+    return int(reply[0]), text(reply[1])

@@ -12,7 +12,7 @@ import asyncio
 import builtins
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
@@ -168,6 +168,7 @@ class StreamState:
         # at once (compare-and-set on those bytes) instead of reading it first. See subject_cache.py.
         self._known = SubjectCache(subject_cache_bytes)
         self._req_prefix = self.keys.req("")
+        self._op_second, self._op_bucket = 0, ""
         self._ready = False
         self._ready_lock = asyncio.Lock()
         # Leave a few connections of the client's pool to whatever else shares the client.
@@ -210,8 +211,11 @@ class StreamState:
         """
         # The write's op id: 96 random bits (a clash within one second's bucket is out of reach), kept
         # in the bucket of the second it began, which every retry of this write names again.
-        op_id, op_bucket = random_hex(12), self.keys.ops(int(time.time()))
-        pause = Guard("nx", self.keys.meta_pause)
+        keys = self.keys
+        second = int(time.time())
+        if second != self._op_second:  # one key name per second, not one per write
+            self._op_second, self._op_bucket = second, keys.ops(second)
+        op_id, op_bucket = random_hex(12), self._op_bucket
         paused_since: float | None = None
         attempts = 0
         known = self._known
@@ -232,25 +236,26 @@ class StreamState:
                 known.drop(subject_key)  # decide from the stored bytes, never from a guess
                 continue
             ops = self.projector.project(apply(event, before, self.keys))
-            checks = [pause, *guards]
-            if subject_key is not None and compare:
-                checks.append(Guard("eq", subject_key, raw))
-            command = commit_command(self.keys.events, op_bucket, op_id, ev.encode_event(event), checks, ops)
+            cas = (subject_key, b"" if raw is None else raw) if subject_key is not None and compare else None
+            command = commit_command(
+                keys.events, op_bucket, keys.meta_pause, op_id, ev.encode_event(event), guards, ops, cas
+            )
             try:
-                outcome = commit_outcome(await self._write(command))
+                status, value = commit_outcome(await self._write(command))
             except NoScriptError:
-                outcome = commit_outcome(await self._write(as_eval(command)))
-            if outcome.status == 1:
-                for code, key, args in ops:
-                    if code == "S" and key.startswith(self._req_prefix):
+                status, value = commit_outcome(await self._write(as_eval(command)))
+            if status == 1:
+                req_prefix = self._req_prefix
+                for code, key, args in ops.items:
+                    if code == "S" and key.startswith(req_prefix):
                         known.put(key, args[0])
-                return outcome.value
-            if outcome.written:  # this op id ran before (a retried call): what is stored now is unknown
+                return value
+            if status == 2:  # this op id ran before (a retried call): what is stored now is unknown
                 if subject_key is not None:
                     known.drop(subject_key)
-                return outcome.value
-            failed = checks[int(outcome.value) - 1]
-            if failed is pause:
+                return value
+            failed_at = int(value)
+            if failed_at == 0:
                 # A rebuild is swapping a replayed projection in: wait, or the swap would revert this write.
                 now = asyncio.get_running_loop().time()
                 paused_since = now if paused_since is None else paused_since
@@ -258,23 +263,28 @@ class StreamState:
                     raise HitlError(f"writes to {self.keys.prefix} paused by a rebuild for over {_MAX_PAUSE_SECONDS}s")
                 await asyncio.sleep(0.02)
                 continue
-            if failed.key == subject_key and failed.kind == "eq":
+            if failed_at > len(guards):  # the compare-and-set on the subject
+                assert subject_key is not None
                 known.drop(subject_key)
                 if guessed:
                     continue  # the guess was stale: read the stored bytes (not a conflict of ours)
                 attempts += 1
                 continue  # a concurrent change: read again and decide again
+            failed = guards[failed_at - 1]
             attempts += 1
             if on_guard_failure is not None:
                 await on_guard_failure(failed)
             raise HitlError(f"write refused by a guard on {failed.key}")
         raise HitlError(f"{subject_key} changed {_MAX_CAS_ATTEMPTS} times while writing; giving up")
 
-    async def _write(self, command: Sequence[Any]) -> Any:
+    def _write(self, command: Sequence[Any]) -> Awaitable[Any]:
         """Run one commit command; with `wait_replicas`, then `WAIT` on the same connection for that many
         replicas to acknowledge it (raising NotReplicatedError when fewer do within the timeout)."""
         if not self.wait_replicas:
-            return await self._io.execute_command(*command)
+            return self._io.execute_command(*command)  # type: ignore[no-any-return]  # no coroutine of ours
+        return self._write_waiting(command)
+
+    async def _write_waiting(self, command: Sequence[Any]) -> Any:
         wait = ("WAIT", self.wait_replicas, self.wait_timeout_ms)
         if self.cluster:
             reply, acknowledged = await _on_one_cluster_connection(self.redis, self.keys.events, [command, wait])
@@ -331,7 +341,14 @@ class StreamState:
 
     @_bounded
     async def get(self, request_id: str) -> HumanRequestRecord | None:
-        return await self._get(request_id)
+        # _get's body, not a call to it: one coroutine less on the most frequent read.
+        key = self.keys.req(request_id)
+        raw = await self._io.execute_command("GET", key)
+        if raw is None:
+            return None
+        record = decode_request(raw)
+        self._known.put(key, raw)
+        return record
 
     async def _get(self, request_id: str) -> HumanRequestRecord | None:
         key = self.keys.req(request_id)

@@ -49,15 +49,20 @@ class SubjectCache:
         return raw
 
     def put(self, key: str, raw: bytes | str) -> None:
-        self.drop(key)
-        cost = _cost(key, raw)
-        if cost > self._max_bytes:
-            return
-        self._entries[key] = raw
-        self._size += cost
-        while self._size > self._max_bytes:
-            evicted, value = self._entries.popitem(last=False)
-            self._size -= _cost(evicted, value)
+        # Inline rather than through drop() and _cost(): every get and every write of a request puts.
+        entries = self._entries
+        size = self._size
+        old = entries.pop(key, None)
+        if old is not None:
+            size -= len(old) + len(key) + _ENTRY_OVERHEAD
+        cost = len(raw) + len(key) + _ENTRY_OVERHEAD
+        if cost <= self._max_bytes:
+            entries[key] = raw
+            size += cost
+            while size > self._max_bytes:
+                evicted, value = entries.popitem(last=False)
+                size -= _cost(evicted, value)
+        self._size = size
 
     def drop(self, key: str) -> None:
         old = self._entries.pop(key, None)

@@ -1,0 +1,94 @@
+"""The commit script on its own: every op kind, repeated keys, guards, op ids, and a key of the wrong type
+stopping the write before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from hitl_streams.history.keys import Keys, table_prefix
+from hitl_streams.history.projection import Ops
+from hitl_streams.streams.scripts import OP_TTL_SECONDS, Guard, as_eval, commit_command, commit_outcome
+from hitl_streams.testing.snapshot import snapshot
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def keys(table_name: str) -> Keys:
+    return Keys(table_prefix(table_name))
+
+
+async def commit(redis: Redis, keys: Keys, op_id: str, ops: Ops, guards: tuple[Guard, ...] = ()) -> tuple[int, str]:
+    command = commit_command(keys.events, keys.ops(1), keys.meta_pause, op_id, b'{"e":1}', guards, ops)
+    return commit_outcome(await redis.execute_command(*as_eval(command)))  # type: ignore[no-untyped-call]
+
+
+def every_kind(keys: Keys) -> Ops:
+    p = keys.prefix
+    ops = Ops()
+    ops.set(f"{p}:s", b"v")
+    ops.expire_at(f"{p}:s", 4_102_444_800_000)
+    ops.zadd(f"{p}:z", 5, "m")
+    ops.zadd(f"{p}:z", 6, "n")
+    ops.zrem(f"{p}:z", "m")
+    ops.sadd(f"{p}:a", "x")
+    ops.push_position(f"{p}:l")
+    ops.push_position_to_field(f"{p}:h", "f")
+    ops.push_position_to_field(f"{p}:h", "f")  # twice in one write: both positions kept
+    ops.push_position_to_field(f"{p}:h", "g")
+    return ops
+
+
+async def test_every_op_kind_is_applied_and_the_op_id_recorded(redis: Redis, keys: Keys) -> None:
+    p = keys.prefix
+    await redis.hset(f"{p}:h", "f", "0-1")
+    status, position = await commit(redis, keys, "op1", every_kind(keys))
+    assert status == 1
+    assert await redis.get(f"{p}:s") == b"v" and await redis.pttl(f"{p}:s") > 0
+    assert await redis.zrange(f"{p}:z", 0, -1, withscores=True) == [(b"n", 6.0)]
+    assert await redis.smembers(f"{p}:a") == {b"x"}
+    assert await redis.lrange(f"{p}:l", 0, -1) == [position.encode()]
+    assert await redis.hgetall(f"{p}:h") == {b"f": f"0-1 {position} {position}".encode(), b"g": position.encode()}
+    assert await redis.hget(keys.ops(1), "op1") == position.encode()
+    assert 0 < await redis.ttl(keys.ops(1)) <= OP_TTL_SECONDS
+    assert await commit(redis, keys, "op1", every_kind(keys)) == (2, position)  # a retry: the first outcome
+    assert await redis.xlen(keys.events) == 1
+
+
+async def test_guards_are_numbered_from_one_and_the_pause_is_zero(redis: Redis, keys: Keys) -> None:
+    p = keys.prefix
+    await redis.set(f"{p}:taken", "x")
+    await redis.set(f"{p}:cas", "old")
+    ops = Ops()
+    ops.set(f"{p}:s", b"v")
+    guards = (Guard("nx", f"{p}:free"), Guard("eq", f"{p}:cas", b"old"), Guard("nx", f"{p}:taken"))
+    assert await commit(redis, keys, "a", ops, guards) == (0, "3")
+    assert await commit(redis, keys, "b", ops, (Guard("eq", f"{p}:cas", b"new"),)) == (0, "1")
+    await redis.set(keys.meta_pause, "1")
+    assert await commit(redis, keys, "c", ops, guards[:2]) == (0, "0")
+    await redis.delete(keys.meta_pause)
+    assert (await commit(redis, keys, "d", ops, guards[:2]))[0] == 1
+    assert await redis.xlen(keys.events) == 1
+
+
+@pytest.mark.parametrize(("name", "expected"), [("z", "zset"), ("a", "set"), ("l", "list"), ("h", "hash")])
+async def test_a_key_of_the_wrong_type_stops_the_write_before_anything_is_written(
+    redis: Redis, keys: Keys, name: str, expected: str
+) -> None:
+    await redis.set(f"{keys.prefix}:{name}", "a string where the projection keeps a " + expected)
+    before = await snapshot(redis, keys)
+    with pytest.raises(ResponseError, match=f"WRONGTYPE hitl: .*:{name} is a string, expected {expected}"):
+        await commit(redis, keys, "op1", every_kind(keys))
+    assert await redis.xlen(keys.events) == 0
+    assert await redis.hget(keys.ops(1), "op1") is None
+    assert await snapshot(redis, keys) == before
+
+
+async def test_a_set_replaces_a_key_of_any_type(redis: Redis, keys: Keys) -> None:
+    await redis.sadd(f"{keys.prefix}:s", "damaged")
+    ops = Ops()
+    ops.set(f"{keys.prefix}:s", b"v")
+    assert (await commit(redis, keys, "op1", ops))[0] == 1
+    assert await redis.get(f"{keys.prefix}:s") == b"v"
