@@ -1,10 +1,13 @@
-"""`random_hex`: ids from a buffer of os.urandom bytes, unique, and never shared with a forked child."""
+"""`random_hex` and `random_uuid4`: ids from a buffer of os.urandom bytes, unique, and never shared with a
+forked child."""
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections import Counter
 
-from hitl_streams._random import random_hex
+from hitl_streams._random import random_hex, random_uuid4
 
 
 def test_ids_have_the_asked_size_and_do_not_repeat_across_buffer_refills() -> None:
@@ -27,3 +30,14 @@ def test_a_forked_child_does_not_reuse_the_parents_buffer() -> None:
     os.close(read)
     os.waitpid(pid, 0)
     assert len(child) == 24 and child != random_hex(12)
+
+
+def test_uuid4_strings_are_version_4_rfc_variant_and_do_not_repeat() -> None:
+    ids = [random_uuid4() for _ in range(4000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+    # The variant digit is 8, 9, a or b, each about as often: its two random bits are kept.
+    digits = Counter(text[19] for text in ids)
+    assert set(digits) == set("89ab") and min(digits.values()) > 800

@@ -475,6 +475,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--http-url", help="with --http: a running server's base URL (else one is started)")
     parser.add_argument("--http-seconds", type=int, default=10, help="with --http: seconds per phase (default 10)")
     parser.add_argument("--http-connections", type=int, default=32, help="with --http: connections (default 32)")
+    parser.add_argument(
+        "--http-workers", type=int, default=1, help="with --http: the started serve's --workers (default 1)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.n = min(args.n, 300)
@@ -634,7 +637,13 @@ def main(argv: list[str] | None = None) -> int:
 
         with contextlib.ExitStack() as stack:
             url = args.redis_url or stack.enter_context(own_redis())
-            lines = run_http(url, url=args.http_url, seconds=args.http_seconds, connections=args.http_connections)
+            lines = run_http(
+                url,
+                url=args.http_url,
+                seconds=args.http_seconds,
+                connections=args.http_connections,
+                workers=args.http_workers,
+            )
         for line in lines:
             emit(line)
             log(

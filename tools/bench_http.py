@@ -15,7 +15,8 @@ Phases (each `--http-seconds` long, `--http-connections` connections):
 Per phase one JSON line: requests/s, p50/p99 latency, non-2xx count, and the CPU the server process and
 redis-server spent per request (from /proc and `INFO cpu`), so "where the time goes" is measured on both
 sides of the socket. Without `--http-url` it starts `hitl-streams serve` itself on a free port, on the
-benchmark's Redis, exactly as a user runs it (uvicorn, one worker, uvloop when installed).
+benchmark's Redis, exactly as a user runs it (uvicorn on uvloop, one worker unless `--http-workers N`);
+the server's CPU is that of its process and every process under it (the workers).
 """
 
 from __future__ import annotations
@@ -110,9 +111,27 @@ def _script(template: str) -> str:
 
 
 def _process_cpu(pid: int) -> float:
-    """CPU seconds of a process and its reaped children (utime + stime + cutime + cstime)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    """CPU seconds of a process and of every process under it, live or reaped (utime + stime + cutime +
+    cstime): `serve --workers N` serves from its children."""
+    children: dict[int, list[int]] = {}
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(fields[i]) for i in (11, 12, 13, 14))
+        todo.extend(children.get(current, ()))
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -122,8 +141,8 @@ def _redis_cpu(redis: SyncRedis) -> float:
 
 
 @contextlib.contextmanager
-def served(redis_url: str, table: str) -> Iterator[tuple[str, int]]:
-    """`hitl-streams serve` on a free port; yields (base URL, pid)."""
+def served(redis_url: str, table: str, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """`hitl-streams serve` (with `workers` processes) on a free port; yields (base URL, pid)."""
     from hitl_streams.testing.redis_server import free_port
 
     port = free_port()
@@ -134,6 +153,7 @@ def served(redis_url: str, table: str) -> Iterator[tuple[str, int]]:
     command = [
         executable, "serve",
         "--redis-url", redis_url, "--table", table, "--port", str(port), "--log-level", "warning",
+        "--workers", str(workers),
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -225,7 +245,9 @@ def _httpx(
     }
 
 
-def run_http(redis_url: str, *, url: str | None, seconds: int, connections: int) -> list[dict[str, Any]]:
+def run_http(
+    redis_url: str, *, url: str | None, seconds: int, connections: int, workers: int = 1
+) -> list[dict[str, Any]]:
     """Both phases against `url` (or a `serve` of our own); one result line per phase."""
     generator = "wrk" if shutil.which("wrk") else "httpx"
     redis = SyncRedis.from_url(redis_url)
@@ -233,7 +255,9 @@ def run_http(redis_url: str, *, url: str | None, seconds: int, connections: int)
     lines: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         if url is None:
-            base, pid = stack.enter_context(served(redis_url, table))
+            # Two arguments for one worker: harnesses that replace `served` (another server) take two.
+            starting = served(redis_url, table, workers) if workers != 1 else served(redis_url, table)
+            base, pid = stack.enter_context(starting)
         else:
             base, pid = url.rstrip("/"), 0
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hitl-bench-http-")))
@@ -263,6 +287,7 @@ def run_http(redis_url: str, *, url: str | None, seconds: int, connections: int)
                 "name": name,
                 "generator": generator,
                 "connections": connections,
+                "workers": workers if url is None else None,
                 "seconds": round(result["duration_us"] / 1e6, 2),
                 "requests": result["requests"],
                 "rps": round(result["requests"] / max(result["duration_us"] / 1e6, 1e-9), 1),

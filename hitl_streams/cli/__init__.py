@@ -81,6 +81,17 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL", help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            metavar="N",
+            help="Server processes, each a replica on the same Redis (for a server with cores to spare).",
+        ),
+    ] = 1,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (uvicorn's access log, at log level info).")
+    ] = False,
     redis_port: Annotated[
         int | None,
         typer.Option(
@@ -220,6 +231,8 @@ def serve(
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         log_level=log_level,
+        access_log=access_log,
+        workers=workers,
         redis_port=redis_port,
         temporal_address=temporal_address,
         temporal_namespace=temporal_namespace,

@@ -102,11 +102,15 @@ class _Body:
     seconds from the start of the request (a client that declares 100 bytes and sends 2 gets a 408
     instead of holding the connection forever)."""
 
+    __slots__ = ("_deadline", "_ended", "_expired", "_limit", "_loop", "_receive", "_scope", "_seen")
+
     def __init__(self, scope: Scope, receive: Receive, limit: int, timeout: float) -> None:
         self._scope, self._receive, self._limit = scope, receive, limit
-        self._deadline = asyncio.get_running_loop().time() + timeout
+        self._loop = asyncio.get_running_loop()
+        self._deadline = self._loop.time() + timeout
         self._seen = 0
         self._ended = False
+        self._expired = False
 
     @property
     def unread(self) -> bool:
@@ -124,11 +128,24 @@ class _Body:
 
     async def receive(self) -> Message:
         """A `receive` that counts body bytes and keeps to the deadline (handed to channel adapters)."""
+        # One timer around the wait, what `asyncio.timeout_at` does without its Python-level context
+        # manager (and the running-loop lookups that cost a system call each in Python 3.11).
+        task = asyncio.current_task(self._loop)
+        assert task is not None
+        timer = self._loop.call_at(self._deadline, self._expire, task)
         try:
-            async with asyncio.timeout_at(self._deadline):
-                message = await self._receive()
-        except TimeoutError:
-            raise _SlowBody from None
+            message = await self._receive()
+        except asyncio.CancelledError:
+            if self._expired:
+                self._expired = False
+                if task.uncancel() == 0:  # else the task was cancelled from elsewhere as well
+                    raise _SlowBody from None
+            raise
+        finally:
+            timer.cancel()
+        if self._expired:  # it expired as the message came: the message wins, as with asyncio.timeout
+            self._expired = False
+            task.uncancel()
         if message.get("type") == "http.request":
             self._seen += len(message.get("body", b""))
             if self._seen > self._limit:
@@ -136,6 +153,10 @@ class _Body:
             if not message.get("more_body", False):
                 self._ended = True
         return message
+
+    def _expire(self, task: asyncio.Task[Any]) -> None:
+        self._expired = True
+        task.cancel()
 
     async def read(self) -> bytes:
         if self.declared_too_large():

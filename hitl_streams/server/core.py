@@ -22,8 +22,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -31,6 +30,7 @@ import msgspec
 from msgspec import UNSET
 
 from .._cancel import reraise_lost_cancel
+from .._random import random_uuid4
 from .._time import now_iso
 from ..actions import Action, Field, action_by_id
 from ..errors import (
@@ -117,19 +117,39 @@ class _KeyedLocks:
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
+    def hold(self, key: str) -> _Held:
+        return _Held(self._locks, key)
+
+
+class _Held:
+    """`async with locks.hold(key):` as a plain class: every create takes one, and a generator-based
+    context manager cost more than the lock itself."""
+
+    __slots__ = ("_key", "_lock", "_locks")
+
+    def __init__(self, locks: dict[str, tuple[asyncio.Lock, int]], key: str) -> None:
+        self._locks, self._key = locks, key
+
+    def _leave(self) -> None:
+        lock, users = self._locks[self._key]
+        if users == 1:
+            del self._locks[self._key]
+        else:
+            self._locks[self._key] = (lock, users - 1)
+
+    async def __aenter__(self) -> None:
+        lock, users = self._locks.get(self._key) or (asyncio.Lock(), 0)
+        self._locks[self._key] = (lock, users + 1)
+        self._lock = lock
         try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+            await lock.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._lock.release()
+        self._leave()
 
 
 def _defaults_action(actions: Sequence[Action], explicit: str | None, needed: bool) -> Action | None:
@@ -425,7 +445,7 @@ class Core:
             anchor = await self.resolve_anchor(body.after) if body.after is not None else None
             route = explicit or self._default_route(anchor, None)
             record = NewHumanRequest(
-                id=str(uuid.uuid4()),
+                id=random_uuid4(),
                 token=body.token,
                 channel=route.channel_ref,
                 namespace=body.namespace,
@@ -591,13 +611,13 @@ class Core:
     async def _notify(
         self, message: str, route: ChannelRoute, anchor: TimelineContext | None, detail: dict[str, Any] | None
     ) -> tuple[str, str | None]:
-        delivery_id = str(uuid.uuid4())
+        delivery_id = random_uuid4()
         group_id = anchor.group_id if anchor is not None else delivery_id
         await self.state.create_notify_delivery(
             NewNotifyDelivery(id=delivery_id, channel=route.channel_ref, message=message, group_id=group_id)
         )
         entry = TimelineEntry(
-            id=str(uuid.uuid4()), thread_id=group_id, message=message, detail=detail, created_at=now_iso()
+            id=random_uuid4(), thread_id=group_id, message=message, detail=detail, created_at=now_iso()
         )
         await self.state.append_timeline(entry)
         thread = self._thread(anchor, route)

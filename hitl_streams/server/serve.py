@@ -79,6 +79,10 @@ class ServeOptions:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     log_level: str = "info"
+    workers: int = 1
+    """uvicorn processes, each a replica of the server on the same Redis (`serve_workers.py`)."""
+    access_log: bool = False
+    """uvicorn's line per request; off by default, as it cost the server more CPU than parsing the request."""
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     dbos_database_url: str | None = None
@@ -237,6 +241,8 @@ def _check_options(options: ServeOptions) -> None:
         raise ServeError("--webhook-url needs --webhook-secret (or HITL_WEBHOOK_SECRET)", 2)
     if options.resume_claim_idle <= 0:
         raise ServeError("--resume-claim-idle must be positive", 2)
+    if options.workers < 1:
+        raise ServeError("--workers must be at least 1", 2)
     try:
         check_one_resolver(options)
     except SystemExit as exc:
@@ -268,65 +274,77 @@ def _channels(options: ServeOptions) -> list[Any]:
         raise ServeError(str(exc), 2) from None
 
 
-async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], echo: Callable[[str], None]) -> None:
-    import uvicorn
+@contextlib.asynccontextmanager
+async def served_hitl(options: ServeOptions, redis_url: str | None) -> AsyncIterator[Hitl]:
+    """The `Hitl` that `serve` (or each of its workers) runs: state, resolver, channels, inbox; closed on
+    the way out. An unreachable engine is `ServeError` code 3, a malformed Redis URL code 2."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:  # first: an unreachable engine stops us early, with one line and the CLI's "unreachable" code
+            engine_resolver = await open_engine_resolver(options)
+        except SystemExit as exc:
+            raise ServeError(str(exc.code), 3) from None
+        close = getattr(engine_resolver, "close", None)
+        if close is not None:
+            stack.push_async_callback(close)
+        state: State
+        if redis_url is None:
+            state = InMemoryState()
+        else:
+            from ..streams.connect import connect
 
-    try:  # first: an unreachable engine stops us early, with one line and the CLI's "unreachable" code
-        engine_resolver = await open_engine_resolver(options)
-    except SystemExit as exc:
-        raise ServeError(str(exc.code), 3) from None
-    client: Any = None
-    state: State
-    if redis_url is None:
-        state = InMemoryState()
-    else:
-        from ..streams.connect import connect
-
-        # Reaching Redis (and its schema) is checked before the banner: a wrong URL or password is one
-        # line from the CLI, not a banner followed by a traceback.
-        try:
-            client = connect(redis_url, cluster=options.cluster, socket_connect_timeout=5.0)
-        except (ValueError, TypeError) as exc:  # redis-py's verdict on a malformed URL
-            raise ServeError(f"invalid Redis URL {redact_url(redis_url)!r}: {exc}", 2) from None
-        try:
+            # Reaching Redis (and its schema) is checked before the banner: a wrong URL or password is one
+            # line from the CLI, not a banner followed by a traceback.
+            try:
+                client = connect(redis_url, cluster=options.cluster, socket_connect_timeout=5.0)
+            except (ValueError, TypeError) as exc:  # redis-py's verdict on a malformed URL
+                raise ServeError(f"invalid Redis URL {redact_url(redis_url)!r}: {exc}", 2) from None
+            stack.push_async_callback(client.aclose)
             stream_state = _stream_state_class()
             assert stream_state is not None
             state = stream_state(
                 client, table_name=options.table, cluster=options.cluster, wait_replicas=options.wait_replicas
             )
             await state.ensure_schema()
-        except BaseException:
-            await client.aclose()
-            raise
-    for line in banner:
-        echo(line)
-    resolvers = contextlib.AsyncExitStack()
-    resolver: Resolver | None = await resolvers.enter_async_context(serve_resolver(options))
-    if engine_resolver is not None:
-        resolver = engine_resolver
-    inbox = (
-        InboxSettings(public_url=options.public_url, trust_proxy_header=options.trust_proxy_header)
-        if options.inbox
-        else None
-    )
-    hitl = Hitl(
-        state=state,
-        resolver=resolver,
-        adapters=_channels(options),
-        inbox=inbox,
-        resume_claim_idle_ms=max(1, round(options.resume_claim_idle * 1000)),
-    )
-    config = uvicorn.Config(
-        hitl.asgi,
+        resolver: Resolver | None = await stack.enter_async_context(serve_resolver(options))
+        if engine_resolver is not None:
+            resolver = engine_resolver
+        inbox = (
+            InboxSettings(public_url=options.public_url, trust_proxy_header=options.trust_proxy_header)
+            if options.inbox
+            else None
+        )
+        yield Hitl(
+            state=state,
+            resolver=resolver,
+            adapters=_channels(options),
+            inbox=inbox,
+            resume_claim_idle_ms=max(1, round(options.resume_claim_idle * 1000)),
+        )
+
+
+def uvicorn_config(options: ServeOptions, app: Any, *, workers: int = 1) -> Any:
+    """uvicorn's settings for `serve`: one write per answer, no access log unless asked, and bounds for
+    clients that connect and dawdle (a body that does not arrive is the app's 408)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
         host=options.host,
         port=options.port,
         lifespan="on",
         log_level=options.log_level,
-        # Bounds for clients that connect and dawdle; a body that does not arrive is the app's 408.
+        access_log=options.access_log,
+        http=_http_protocol(),
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT_BYTES,
+        workers=workers,
+        loop="auto",  # workers only (one worker runs on the loop `serve` made): uvloop when installed
     )
-    server = uvicorn.Server(config)
+
+
+def _describe(options: ServeOptions, hitl: Hitl, redis_url: str | None, echo: Callable[[str], None]) -> None:
+    """The banner's lines about the resolver, the secret, the inbox and the channels."""
+    resolver = hitl.resolver
     echo(
         f"  resolver: {resolver!r}"
         if resolver
@@ -341,6 +359,7 @@ async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], 
         echo(f"            {HOW_TO_SET_IT}")
     else:
         echo("  auth:     bearer secret from HITL_SECRET")
+    inbox = hitl.inbox_settings
     if inbox is not None:
         base = inbox.resolved_public_url or f"http://{options.host}:{options.port}"
         sso = f", trusting {inbox.trust_proxy_header} from the proxy" if inbox.trust_proxy_header else ""
@@ -356,20 +375,37 @@ async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], 
             echo(f"  {adapter.id}:    interactivity at {base}/channels/{adapter.channel_key}/interactivity")
         elif adapter.id != "inbox":
             echo(f'  {adapter.id}:    enabled (channel="{adapter.id}" or "{adapter.id}:ADDRESS")')
-    echo("  Ctrl-C stops the server.")
-    # Everything loaded so far (modules, the app) lives as long as the server: out of the cyclic
-    # collector's sight, its full collections walk only what requests allocate.
-    gc.collect()
-    gc.freeze()
-    try:
+    if options.workers > 1:
+        echo(f"  workers:  {options.workers} processes, each a replica on the same Redis")
+
+
+async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], echo: Callable[[str], None]) -> None:
+    """Check everything, print the banner, and serve (one worker) or return (the workers serve)."""
+    import uvicorn
+
+    async with served_hitl(options, redis_url) as hitl:
+        for line in banner:
+            echo(line)
+        _describe(options, hitl, redis_url, echo)
+        echo("  Ctrl-C stops the server.")
+        if options.workers > 1:
+            return
+        server = uvicorn.Server(uvicorn_config(options, hitl.asgi))
+        # Everything loaded so far (modules, the app) lives as long as the server: out of the cyclic
+        # collector's sight, its full collections walk only what requests allocate.
+        gc.collect()
+        gc.freeze()
         await server.serve()
-    finally:
-        await resolvers.aclose()
-        if client is not None:
-            await client.aclose()
-        close = getattr(engine_resolver, "close", None)
-        if close is not None:
-            await close()
+
+
+def _http_protocol() -> Any:
+    """uvicorn's httptools protocol writing each answer in one system call (`uvicorn_http.py`) when
+    httptools is installed (the `server` extra has it); else uvicorn's choice."""
+    try:
+        from .uvicorn_http import CoalescingHttpToolsProtocol
+    except ImportError:
+        return "auto"
+    return CoalescingHttpToolsProtocol
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -434,6 +470,13 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = print) -> None:
         else:
             banner.append(f"  state:    redis-streams on {redact_url(redis_url)}, table {options.table}")
         # asyncio.run() would give uvicorn asyncio's loop, whatever is installed: uvloop is chosen here.
+        if options.workers > 1 and redis_url is None:
+            raise ServeError("--workers needs a Redis: workers share nothing else", 2)
         with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_run(options, redis_url, banner, echo))
+        if options.workers > 1:
+            from .serve_workers import serve_workers
+
+            with contextlib.suppress(KeyboardInterrupt):
+                serve_workers(options, redis_url)
         echo("hitl-streams stopped")
