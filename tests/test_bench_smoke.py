@@ -60,6 +60,11 @@ def test_quick_run_prints_every_figure(redis_url: str) -> None:
     memory = [line for line in lines if line["kind"] == "memory"]
     assert len(memory) == 2 and all(m["name"] == "bytes_per_request" and m["note"] for m in memory)
     assert all(isinstance(m["value"], (int, float)) for m in memory)
+    by_key = {line["name"]: line for line in lines if line["kind"] == "memory_key"}
+    for name in ("{P}:events", "{P}:req:{id}", "{P}:idx:token:{token}", "{P}:audits:{bucket}", "{P}:ops:{second}"):
+        assert by_key[name]["bytes_per_request"] > 0 and by_key[name]["keys"] > 0, name
+    events = {line["name"] for line in lines if line["kind"] == "event_bytes"}
+    assert events == {"request.created", "request.resolved"}
     replay = [line for line in lines if line["kind"] == "replay"]
     assert len(replay) == 1 and replay[0]["name"] == "rebuild" and replay[0]["events_per_s"] > 0
     assert "operation" in done.stderr  # the human-readable table with the reference figures

@@ -9,6 +9,8 @@ Starts its own `redis-server` (from PATH, on a free loopback port, `--save "" --
    "vs_limit": X}
   {"kind": "limit", "name": "evalsha_noop", "concurrency": C, "ops_per_s": X}
   {"kind": "memory", "name": "bytes_per_request", "value": X, "note": "..."}
+  {"kind": "memory_key", "name": "{P}:req:{id}", "bytes_per_request": X, "keys": N, "encoding": "raw"}
+  {"kind": "event_bytes", "name": "request.created", "json_bytes": X, "events": N}
   {"kind": "replay", "name": "rebuild", "events_per_s": X, ...}
   {"kind": "skipped", "name": NAME, "reason": "..."}
 
@@ -85,6 +87,9 @@ REFERENCE: dict[str, float] = {
     "http_resolve": 31_000,
 }
 REFERENCE_BYTES_PER_REQUEST = 1_566
+SIDE_BY_SIDE_BYTES_PER_REQUEST = 1_373
+"""The reference's memory phase (same payload, N=20000) on the same redis-server 7.0.15 as ours, flushed
+before each run (README, Performance): SPEC's 1,566 was measured another way."""
 TARGET_EVENTS_PER_S = 100_000
 
 
@@ -185,6 +190,7 @@ class Results:
     runs: dict[tuple[str, int], list[Run]] = field(default_factory=dict)
     limits: dict[int, float] = field(default_factory=dict)
     memory: list[tuple[float, str]] = field(default_factory=list)
+    memory_keys: list[dict[str, Any]] = field(default_factory=list)
     replay: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
@@ -395,9 +401,12 @@ async def bench_http(client: Any, n: int, c: int, wanted: set[str], res: Results
         await drop_prefix(client, state)
 
 
-async def bench_memory(client: Any, n: int) -> tuple[list[tuple[float, str]], StreamState]:
+async def bench_memory(client: Any, n: int, res: Results) -> StreamState:
     """`used_memory` growth per created-and-resolved request on a fresh prefix (stream, audit index and
-    op ids included), then again without the op-id buckets (they expire after the op TTL)."""
+    op ids included), then again without the op-id buckets (they expire after the op TTL); then where the
+    bytes go, key pattern by key pattern and event type by event type (`bench_keys.py`)."""
+    from bench_keys import breakdown, event_sizes
+
     run = uuid.uuid4().hex[:6]
     state = make_state(client, table("mem"))
     await state.ensure_schema()
@@ -413,7 +422,9 @@ async def bench_memory(client: Any, n: int) -> tuple[list[tuple[float, str]], St
     await asyncio.gather(*(one(i) for i in range(n)))
     after = int((await client.info("memory"))["used_memory"])
     with_ops = (after - before) / n
-    buckets = [k async for k in client.scan_iter(match=state.keys.prefix + ":ops:*", count=2000)]
+    prefix = state.keys.prefix
+    res.memory_keys = await breakdown(client, prefix, n, set(), set(), only=":ops:")
+    buckets = [k async for k in client.scan_iter(match=prefix + ":ops:*", count=2000)]
     writes = 0
     for start in range(0, len(buckets), 1000):
         chunk = buckets[start : start + 1000]
@@ -422,10 +433,18 @@ async def bench_memory(client: Any, n: int) -> tuple[list[tuple[float, str]], St
     await asyncio.sleep(0.2)
     without = (int((await client.info("memory"))["used_memory"]) - before) / n
     ttl_note = "the op-id buckets are deleted here, as after their 600 s TTL"
-    return [
+    res.memory = [
         (with_ops, f"right after the writes: includes the op ids of {writes / n:.0f} writes per request (600 s TTL)"),
         (without, f"history and projection only: {ttl_note}"),
-    ], state
+    ]
+    requests = [new_request(i, run) for i in range(n)]
+    ids, tokens = {r.id for r in requests}, {r.token for r in requests}
+    res.memory_keys = sorted(
+        [*res.memory_keys, *await breakdown(client, prefix, n, ids, tokens)],
+        key=lambda row: -float(row["bytes_per_request"]),
+    )
+    res.memory_keys += await event_sizes(client, state.keys.events)
+    return state
 
 
 async def bench_rebuild(client: Any, state: StreamState, res: Results, repeat: int) -> None:
@@ -514,7 +533,7 @@ async def bench(args: argparse.Namespace, url: str) -> Results:
                 if name in wanted:
                     res.skipped[name] = "hitl_streams.Hitl is not available in this build (the server is not merged)"
         if wanted & {"memory", "rebuild"}:
-            res.memory, state = await bench_memory(client, n)
+            state = await bench_memory(client, n, res)
             if "rebuild" in wanted:
                 await bench_rebuild(client, state, res, args.repeat)
             await drop_prefix(client, state)
@@ -558,6 +577,8 @@ def report(args: argparse.Namespace, res: Results) -> None:
     if res.memory:
         for value, note in res.memory:
             emit({"kind": "memory", "name": "bytes_per_request", "value": round(value, 1), "note": note})
+        for row in res.memory_keys:
+            emit({"kind": "memory_key" if "keys" in row else "event_bytes", **row})
     if res.replay:
         emit(
             {
@@ -609,7 +630,19 @@ def table_to_stderr(args: argparse.Namespace, res: Results) -> None:
         log(row + f"{ref or 0:>15,.0f}{ratio:>10}{cpu(best):>20}")
     for value, note in res.memory:
         times = value / REFERENCE_BYTES_PER_REQUEST
-        log(f"bytes/request: {value:,.0f} (reference {REFERENCE_BYTES_PER_REQUEST:,}; x{times:.2f}) - {note}")
+        side = value / SIDE_BY_SIDE_BYTES_PER_REQUEST
+        log(
+            f"bytes/request: {value:,.0f} (reference {REFERENCE_BYTES_PER_REQUEST:,}; x{times:.2f}; side by side "
+            f"{SIDE_BY_SIDE_BYTES_PER_REQUEST:,}: x{side:.2f}) - {note}"
+        )
+    if res.memory_keys:
+        log("  by key (MEMORY USAGE / requests; the stream's radix tree is Redis's estimate, on the high side):")
+    for item in res.memory_keys:
+        if "keys" in item:
+            size, name = item["bytes_per_request"], item["name"]
+            log(f"  {size:>8,.1f} B  {name:<40} {item['keys']:>7,} keys  {item['encoding']}")
+        else:
+            log(f"  {item['json_bytes']:>8,.1f} B  one `{item['name']}` event's JSON (mean of {item['events']:,})")
     if res.replay:
         log(
             f"rebuild: {res.replay['events_per_s']:,.0f} events/s whole rebuild "

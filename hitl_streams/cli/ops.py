@@ -335,6 +335,10 @@ def describe(event: ev.Event) -> str:
     if isinstance(event, ev.RequestCreated):  # history keeps the request; show the record it created
         data.pop("request", None)
         data["record"] = msgspec.to_builtins(event.record)
+    if isinstance(event, ev.RequestResolved | ev.RequestTimedOut):  # history keeps the result's own fields
+        for name in ("actionId", "externalRef", "feedbacks", "edited", "resultId"):
+            data.pop(name, None)
+        data["result"] = msgspec.to_builtins(event.result)
     for envelope in ("type", "v", "at", "actor"):
         data.pop(envelope, None)
     record = data.pop("record", None) or data.pop("entry", None)

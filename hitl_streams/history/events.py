@@ -67,11 +67,12 @@ __all__ = [
     "resolution_event",
 ]
 
-SCHEMA_VERSION = 3
-"""3: a batch item's `request.created` may leave out the batch's context (`"batchContext": true`): the
-`batch.created` event holds it once, not once per item. 2 (still read): `request.created` carries the
-caller's `request` (a batch item's with the whole context), resolutions no `resolvedAt`. 1 (still read):
-the whole `record`, and `resolvedAt` repeating `at`."""
+SCHEMA_VERSION = 4
+"""4: a resolution keeps its result's fields on the event, without what the event says already (see
+`_Resolution`). 3 (still read): a batch item's `request.created` may leave out the batch's context
+(`"batchContext": true`): the `batch.created` event holds it once, not once per item. 2 (still read):
+`request.created` carries the caller's `request` (a batch item's with the whole context), resolutions no
+`resolvedAt`. 1 (still read): the whole `record`, and `resolvedAt` repeating `at`."""
 
 
 class _Base(msgspec.Struct, tag_field="type", kw_only=True, rename="camel"):
@@ -158,32 +159,99 @@ class RequestExternalIdSet(_Base, tag="request.external_id_set", kw_only=True):
 
 
 class _Resolution(_Base, kw_only=True):
-    """A decision on a request. It takes effect at the event's `at`: that is the record's `resolvedAt`."""
+    """A decision on a request. It takes effect at the event's `at`: that is the record's `resolvedAt`.
+
+    Schema version 4 keeps the result's own fields on the event, without what the event says already: the
+    result's `type` (the event type), its `id` (the event's `id`; `resultId` only when it differs) and, for
+    a resolution, its `by` (the event's `actor`), empty `feedbacks` and `edited: false`. `result` rebuilds
+    the result. Earlier versions stored the whole result under `result` (still read, never written)."""
 
     legacy_resolved_at: str | UnsetType = msgspec.field(default=UNSET, name="resolvedAt")
     """Earlier builds repeated `at` here. Still read, for the histories they wrote; never written."""
 
     about_request = True
 
+    id: str
+
     @property
     def resolved_at(self) -> str:
         return self.at if isinstance(self.legacy_resolved_at, UnsetType) else self.legacy_resolved_at
 
-
-class RequestResolved(_Resolution, tag="request.resolved", kw_only=True):
-    id: str
-    result: Resolved
-
     def subjects(self) -> tuple[str, ...]:
         return (self.id,)
+
+
+class RequestResolved(_Resolution, tag="request.resolved", kw_only=True):
+    action_id: str | UnsetType = UNSET
+    external_ref: str | UnsetType = UNSET
+    feedbacks: dict[str, Any] | UnsetType = UNSET
+    """Only when not empty."""
+    edited: bool | UnsetType = UNSET
+    """Only when true."""
+    result_id: str | UnsetType = UNSET
+    """Only when the result names another id than the event's."""
+    legacy_result: Resolved | UnsetType = msgspec.field(default=UNSET, name="result")
+    """Schema versions 1-3: the whole result. Still read; never written."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.legacy_result, UnsetType) and (
+            isinstance(self.action_id, UnsetType) or isinstance(self.external_ref, UnsetType)
+        ):
+            raise ValueError("a request.resolved event needs its `actionId` and `externalRef`")
+
+    @classmethod
+    def of(cls, request_id: str, result: Resolved, at: str) -> RequestResolved:
+        """The event for `result` (schema version 4); the reviewer (`by`) is its actor."""
+        return cls(
+            at=at,
+            actor=UNSET if result.by is None else result.by,
+            id=request_id,
+            action_id=result.action_id,
+            external_ref=result.external_ref,
+            feedbacks=result.feedbacks if result.feedbacks else UNSET,
+            edited=True if result.edited else UNSET,
+            result_id=UNSET if result.id == request_id else result.id,
+        )
+
+    @property
+    def result(self) -> Resolved:
+        if not isinstance(self.legacy_result, UnsetType):
+            return self.legacy_result
+        assert not isinstance(self.action_id, UnsetType) and not isinstance(self.external_ref, UnsetType)
+        return Resolved(
+            id=self.id if isinstance(self.result_id, UnsetType) else self.result_id,
+            action_id=self.action_id,
+            external_ref=self.external_ref,
+            feedbacks={} if isinstance(self.feedbacks, UnsetType) else self.feedbacks,
+            by=None if isinstance(self.actor, UnsetType) else self.actor,
+            edited=self.edited is True,
+        )
 
 
 class RequestTimedOut(_Resolution, tag="request.timed_out", kw_only=True):
-    id: str
-    result: TimedOut
+    external_ref: str | UnsetType = UNSET
+    result_id: str | UnsetType = UNSET
+    """Only when the result names another id than the event's."""
+    legacy_result: TimedOut | UnsetType = msgspec.field(default=UNSET, name="result")
+    """Schema versions 1-3: the whole result. Still read; never written."""
 
-    def subjects(self) -> tuple[str, ...]:
-        return (self.id,)
+    def __post_init__(self) -> None:
+        if isinstance(self.legacy_result, UnsetType) and isinstance(self.external_ref, UnsetType):
+            raise ValueError("a request.timed_out event needs its `externalRef`")
+
+    @classmethod
+    def of(cls, request_id: str, result: TimedOut, at: str) -> RequestTimedOut:
+        """The event for `result` (schema version 4)."""
+        result_id = UNSET if result.id == request_id else result.id
+        return cls(at=at, id=request_id, external_ref=result.external_ref, result_id=result_id)
+
+    @property
+    def result(self) -> TimedOut:
+        if not isinstance(self.legacy_result, UnsetType):
+            return self.legacy_result
+        assert not isinstance(self.external_ref, UnsetType)
+        result_id = self.id if isinstance(self.result_id, UnsetType) else self.result_id
+        return TimedOut(id=result_id, external_ref=self.external_ref)
 
 
 class BatchCreated(_Base, tag="batch.created", kw_only=True):
@@ -573,9 +641,8 @@ _decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 def resolution_event(request_id: str, result: Resolved | TimedOut, at: str) -> RequestResolved | RequestTimedOut:
     """The event recording a decision; a resolution's reviewer (`by`) is its actor."""
     if isinstance(result, Resolved):
-        actor = result.by if result.by is not None else UNSET
-        return RequestResolved(at=at, actor=actor, id=request_id, result=result)
-    return RequestTimedOut(at=at, id=request_id, result=result)
+        return RequestResolved.of(request_id, result, at)
+    return RequestTimedOut.of(request_id, result, at)
 
 
 def encode_event(event: Event) -> bytes:

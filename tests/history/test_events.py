@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from hitl_streams import NewHumanRequest, Resolved, StreamState, TimedOut, actions
+from hitl_streams import NewHumanRequest, Resolved, Reviewer, StreamState, TimedOut, actions
 from hitl_streams.history.codec import encode
 from hitl_streams.history.events import (
     RequestCreated,
@@ -122,3 +123,81 @@ async def test_a_rebuild_reads_an_earlier_builds_created_event(redis: Redis, tab
 def test_a_created_event_without_its_request_does_not_decode() -> None:
     with pytest.raises(msgspec.ValidationError, match="needs its `request`"):
         decode_event('{"type":"request.created","v":2,"at":"' + AT + '"}')
+
+
+@pytest.mark.parametrize(
+    ("result", "stored"),
+    [
+        (
+            Resolved(id="r1", action_id="approve", external_ref="inbox:r1", feedbacks={}),
+            {"id": "r1", "actionId": "approve", "externalRef": "inbox:r1"},
+        ),
+        (
+            Resolved("r1", "deny", "m1", {"note": "no"}, by=Reviewer(id="u1", name="Ann"), edited=True),
+            {"actor": {"id": "u1", "name": "Ann"}, "id": "r1", "actionId": "deny", "externalRef": "m1"}
+            | {"feedbacks": {"note": "no"}, "edited": True},
+        ),
+        (
+            Resolved(id="other", action_id="approve", external_ref="x", feedbacks={}, by=Reviewer()),
+            {"actor": {}, "id": "r1", "actionId": "approve", "externalRef": "x", "resultId": "other"},
+        ),
+        (TimedOut(id="r1", external_ref="inbox:r1"), {"id": "r1", "externalRef": "inbox:r1"}),
+        (TimedOut(id="other", external_ref=""), {"id": "r1", "externalRef": "", "resultId": "other"}),
+    ],
+)
+def test_a_resolution_stores_only_what_its_event_does_not_say(
+    result: Resolved | TimedOut, stored: dict[str, Any]
+) -> None:
+    # Schema version 4: no `result` object repeating the event's type, id and actor, no empty feedbacks.
+    data = json.loads(encode_event(resolution_event("r1", result, AT)))
+    kind = "request.resolved" if isinstance(result, Resolved) else "request.timed_out"
+    assert data == {"type": kind, "v": 4, "at": AT, **stored}
+    decoded = decode_event(encode_event(resolution_event("r1", result, AT)))
+    assert isinstance(decoded, RequestResolved | RequestTimedOut)
+    assert decoded.result == result and decoded.subjects() == ("r1",)
+
+
+def test_a_resolution_event_has_a_place_for_every_field_of_a_result() -> None:
+    # A field added to Resolved or TimedOut must be kept by the event too (`of` and `result`), or be lost.
+    assert [f.name for f in msgspec.structs.fields(Resolved)] == [
+        "id",
+        "action_id",
+        "external_ref",
+        "feedbacks",
+        "by",
+        "edited",
+    ]
+    assert [f.name for f in msgspec.structs.fields(TimedOut)] == ["id", "external_ref"]
+
+
+def test_a_resolution_without_its_decision_does_not_decode() -> None:
+    with pytest.raises(msgspec.ValidationError, match="needs its `actionId`"):
+        decode_event('{"type":"request.resolved","v":4,"at":"' + AT + '","id":"r1","externalRef":"x"}')
+    with pytest.raises(msgspec.ValidationError, match="needs its `externalRef`"):
+        decode_event('{"type":"request.timed_out","v":4,"at":"' + AT + '","id":"r1"}')
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("version", [2, 3])
+async def test_an_earlier_builds_resolution_rebuilds_to_the_live_bytes(
+    redis: Redis, table_name: str, version: int
+) -> None:
+    # The same decision written as schema 2/3 (`result` whole) and as 4: the record is the same bytes.
+    state = StreamState(redis, table_name=table_name)
+    await state.create(_new("r1"))
+    by = Reviewer(name="Ann")
+    await state.resolve("r1", Resolved("r1", "approve", "inbox:r1", {"note": "ok"}, by=by, edited=True))
+    live = await redis.get(state.keys.req("r1"))
+    rows: Any = await redis.xrange(state.keys.events)
+    position, fields = rows[-1]
+    event = decode_event(fields[b"event"])
+    assert isinstance(event, RequestResolved) and b'"result"' not in fields[b"event"]
+    legacy = (
+        '{"type":"request.resolved","v":' + str(version) + ',"at":"' + event.at + '","actor":{"name":"Ann"},'
+        '"id":"r1","result":{"type":"RESOLVED","id":"r1","actionId":"approve","externalRef":"inbox:r1",'
+        '"feedbacks":{"note":"ok"},"by":{"name":"Ann"},"edited":true}}'
+    )
+    await redis.xdel(state.keys.events, position)
+    await redis.xadd(state.keys.events, {"event": legacy})
+    await state.rebuild()
+    assert await redis.get(state.keys.req("r1")) == live

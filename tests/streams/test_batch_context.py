@@ -62,7 +62,7 @@ async def test_a_400_item_batch_stores_its_context_once_in_history(redis: Redis,
     assert total < context_bytes + 400 * 1_000, total  # the build stored > 400 x the context
     item_events = [json.loads(event) for _, event in history if b'"request.created"' in event]
     assert len(item_events) == 400
-    assert all(e["batchContext"] is True and "context" not in e["request"] and e["v"] == 3 for e in item_events)
+    assert all(e["batchContext"] is True and "context" not in e["request"] and e["v"] >= 3 for e in item_events)
     stream_bytes = await redis.memory_usage(state.keys.events)
     # Entries of every event (created, delivered, external id set: ~1,200) with Redis's own overhead,
     # against 400 x 20 KB = 8 MB when each item repeated the context.
