@@ -294,3 +294,15 @@ def test_serve_runs_uvicorn_on_uvloop_when_it_is_installed() -> None:
     assert factory is uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         assert isinstance(runner.get_loop(), uvloop.Loop)
+
+
+def test_serving_freezes_what_startup_loaded() -> None:
+    import gc
+
+    from hitl_streams.server.serve import settle_gc
+
+    try:
+        settle_gc()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
