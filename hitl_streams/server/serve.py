@@ -337,6 +337,7 @@ def uvicorn_config(options: ServeOptions, app: Any, *, workers: int = 1) -> Any:
         http=_http_protocol(),
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT_BYTES,
+        server_header=False,  # as node:http: no `server: uvicorn` to build, check and send per answer
         workers=workers,
         loop="auto",  # workers only (one worker runs on the loop `serve` made): uvloop when installed
     )

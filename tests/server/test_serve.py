@@ -209,6 +209,7 @@ def test_serve_answers_the_cli_and_the_readme_example_find_it_and_ctrl_c_stops_i
         body = {"token": "t1", "message": "Deploy?", "actions": APPROVE_DENY}
         created = httpx.post(f"http://127.0.0.1:{port}{API}/requests", json=body, timeout=30)
         assert created.status_code == 201
+        assert "server" not in created.headers and "date" in created.headers  # as node:http answers
         request_id = created.json()["id"]
 
         # The CLI, in the same directory, with no flag and no REDIS_URL.
