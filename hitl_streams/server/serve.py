@@ -337,6 +337,7 @@ def uvicorn_config(options: ServeOptions, app: Any, *, workers: int = 1) -> Any:
         http=_http_protocol(),
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT_BYTES,
+        server_header=False,  # as node:http: no `server: uvicorn` to build, check and send per answer
         workers=workers,
         loop="auto",  # workers only (one worker runs on the loop `serve` made): uvloop when installed
     )
@@ -391,11 +392,17 @@ async def _run(options: ServeOptions, redis_url: str | None, banner: list[str], 
         if options.workers > 1:
             return
         server = uvicorn.Server(uvicorn_config(options, hitl.asgi))
-        # Everything loaded so far (modules, the app) lives as long as the server: out of the cyclic
-        # collector's sight, its full collections walk only what requests allocate.
-        gc.collect()
-        gc.freeze()
+        settle_gc()
         await server.serve()
+
+
+def settle_gc() -> None:
+    """Everything loaded so far (modules, the app) lives as long as the server: frozen, out of the cyclic
+    collector's sight, its collections walk only what requests allocate. (A young-generation threshold of
+    10,000 instead of 700 made no difference: 1.1834M against 1.1835M instructions per create under
+    callgrind, so it is left alone.)"""
+    gc.collect()
+    gc.freeze()
 
 
 def _http_protocol() -> Any:

@@ -11,13 +11,12 @@ two cores shared with Redis, two workers cost more CPU per request than one (see
 from __future__ import annotations
 
 import contextlib
-import gc
 import inspect
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .hitl import Hitl
-from .serve import ServeOptions, served_hitl, uvicorn_config
+from .serve import ServeOptions, served_hitl, settle_gc, uvicorn_config
 
 __all__ = ["WorkerApp", "serve_workers"]
 
@@ -51,8 +50,7 @@ class WorkerApp:
                 await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
                 return
             self._hitl = hitl
-            gc.collect()  # as `serve` does: what startup loaded is out of the cyclic collector's way
-            gc.freeze()
+            settle_gc()  # as `serve` does with one worker
             await send({"type": "lifespan.startup.complete"})
             await receive()  # lifespan.shutdown
         await send({"type": "lifespan.shutdown.complete"})

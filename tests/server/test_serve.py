@@ -209,6 +209,7 @@ def test_serve_answers_the_cli_and_the_readme_example_find_it_and_ctrl_c_stops_i
         body = {"token": "t1", "message": "Deploy?", "actions": APPROVE_DENY}
         created = httpx.post(f"http://127.0.0.1:{port}{API}/requests", json=body, timeout=30)
         assert created.status_code == 201
+        assert "server" not in created.headers and "date" in created.headers  # as node:http answers
         request_id = created.json()["id"]
 
         # The CLI, in the same directory, with no flag and no REDIS_URL.
@@ -294,3 +295,15 @@ def test_serve_runs_uvicorn_on_uvloop_when_it_is_installed() -> None:
     assert factory is uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         assert isinstance(runner.get_loop(), uvloop.Loop)
+
+
+def test_serving_freezes_what_startup_loaded() -> None:
+    import gc
+
+    from hitl_streams.server.serve import settle_gc
+
+    try:
+        settle_gc()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
