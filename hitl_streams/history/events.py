@@ -164,7 +164,9 @@ class _Resolution(_Base, kw_only=True):
     Schema version 4 keeps the result's own fields on the event, without what the event says already: the
     result's `type` (the event type), its `id` (the event's `id`; `resultId` only when it differs) and, for
     a resolution, its `by` (the event's `actor`), empty `feedbacks` and `edited: false`. `result` rebuilds
-    the result. Earlier versions stored the whole result under `result` (still read, never written)."""
+    the result (and refuses an event without its decision: checked there rather than on every decode, which
+    replay does for each event). Earlier versions stored the whole result under `result` (still read, never
+    written)."""
 
     legacy_resolved_at: str | UnsetType = msgspec.field(default=UNSET, name="resolvedAt")
     """Earlier builds repeated `at` here. Still read, for the histories they wrote; never written."""
@@ -193,12 +195,6 @@ class RequestResolved(_Resolution, tag="request.resolved", kw_only=True):
     legacy_result: Resolved | UnsetType = msgspec.field(default=UNSET, name="result")
     """Schema versions 1-3: the whole result. Still read; never written."""
 
-    def __post_init__(self) -> None:
-        if isinstance(self.legacy_result, UnsetType) and (
-            isinstance(self.action_id, UnsetType) or isinstance(self.external_ref, UnsetType)
-        ):
-            raise ValueError("a request.resolved event needs its `actionId` and `externalRef`")
-
     @classmethod
     def of(cls, request_id: str, result: Resolved, at: str) -> RequestResolved:
         """The event for `result` (schema version 4); the reviewer (`by`) is its actor."""
@@ -217,14 +213,16 @@ class RequestResolved(_Resolution, tag="request.resolved", kw_only=True):
     def result(self) -> Resolved:
         if not isinstance(self.legacy_result, UnsetType):
             return self.legacy_result
-        assert not isinstance(self.action_id, UnsetType) and not isinstance(self.external_ref, UnsetType)
+        if isinstance(self.action_id, UnsetType) or isinstance(self.external_ref, UnsetType):
+            raise msgspec.ValidationError("a request.resolved event needs its `actionId` and `externalRef`")
+        result_id, feedbacks, actor = self.result_id, self.feedbacks, self.actor
         return Resolved(
-            id=self.id if isinstance(self.result_id, UnsetType) else self.result_id,
-            action_id=self.action_id,
-            external_ref=self.external_ref,
-            feedbacks={} if isinstance(self.feedbacks, UnsetType) else self.feedbacks,
-            by=None if isinstance(self.actor, UnsetType) else self.actor,
-            edited=self.edited is True,
+            self.id if isinstance(result_id, UnsetType) else result_id,
+            self.action_id,
+            self.external_ref,
+            {} if isinstance(feedbacks, UnsetType) else feedbacks,
+            None if isinstance(actor, UnsetType) else actor,
+            self.edited is True,
         )
 
 
@@ -234,10 +232,6 @@ class RequestTimedOut(_Resolution, tag="request.timed_out", kw_only=True):
     """Only when the result names another id than the event's."""
     legacy_result: TimedOut | UnsetType = msgspec.field(default=UNSET, name="result")
     """Schema versions 1-3: the whole result. Still read; never written."""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.legacy_result, UnsetType) and isinstance(self.external_ref, UnsetType):
-            raise ValueError("a request.timed_out event needs its `externalRef`")
 
     @classmethod
     def of(cls, request_id: str, result: TimedOut, at: str) -> RequestTimedOut:
@@ -249,7 +243,8 @@ class RequestTimedOut(_Resolution, tag="request.timed_out", kw_only=True):
     def result(self) -> TimedOut:
         if not isinstance(self.legacy_result, UnsetType):
             return self.legacy_result
-        assert not isinstance(self.external_ref, UnsetType)
+        if isinstance(self.external_ref, UnsetType):
+            raise msgspec.ValidationError("a request.timed_out event needs its `externalRef`")
         result_id = self.id if isinstance(self.result_id, UnsetType) else self.result_id
         return TimedOut(id=result_id, external_ref=self.external_ref)
 
