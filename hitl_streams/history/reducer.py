@@ -7,7 +7,6 @@ through it, then through the projection steps in `migrations/`, so they cannot d
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import msgspec
 
@@ -19,11 +18,12 @@ from .keys import Keys
 __all__ = ["Change", "apply", "key_of", "subject_ref"]
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(msgspec.Struct, frozen=True):
     """What one event did: the event, the key names to project under, the subject before and after.
 
-    `before` and `after` are both `None` for audit events, which change no record.
+    `before` and `after` are both `None` for audit events, which change no record. A frozen msgspec Struct,
+    not a frozen dataclass: one is made per write and per replayed event, and the dataclass's `__init__`
+    cost nine times as much (7.0k instructions against 0.8k).
     """
 
     event: ev.Event
