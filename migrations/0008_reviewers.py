@@ -24,8 +24,13 @@ def _reviewer(keys: Keys, ops: Ops, reviewer: ReviewerRecord) -> None:
     ops.set(keys.reviewer(reviewer.id), encode_record(reviewer))
 
 
+_EVENTS = (ev.ReviewerAdded, ev.ReviewerRevoked, ev.ReviewerCredentialIssued, ev.ReviewerSignedIn, ev.ReviewerSignedOut)
+
+
 def project(change: Change, ops: Ops) -> None:
     event, keys = change.event, change.keys
+    if not isinstance(event, _EVENTS):  # one check for every other event (every replayed one runs this)
+        return
     match event:
         case ev.ReviewerAdded():
             reviewer = event.reviewer

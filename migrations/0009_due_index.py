@@ -11,11 +11,12 @@ from hitl_streams.history.projection import Ops, Step
 from hitl_streams.history.reducer import Change
 
 _encode = msgspec.json.Encoder().encode
+_EVENTS = (ev.ScheduleSet, ev.ScheduleFired, ev.ScheduleEnded)
 
 
 def project(change: Change, ops: Ops) -> None:
     event, keys = change.event, change.keys
-    if not isinstance(event, ev.ScheduleSet | ev.ScheduleFired | ev.ScheduleEnded):
+    if not isinstance(event, _EVENTS):  # a tuple: `A | B | C` would build a union on every call
         return
     if isinstance(event, ev.ScheduleSet):
         ops.set(keys.schedule(event.id), _encode(event.spec()))

@@ -56,7 +56,10 @@ __all__ = [
     "written_keys",
 ]
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 10_000
+"""Events per XRANGE. Larger batches cost less per event on both sides (fewer commands, longer ZADDs,
+fewer keys written twice across a batch boundary): 2,000 -> 10,000 took Redis CPU per rebuilt event from
+about 29 to 23 us and Python from 102 to 86 us on a loaded machine (three alternating runs)."""
 SWEEP_RATIO = 4
 """The default sweeps when the database holds at most this many times the replayed keys (plus
 `SWEEP_SLACK`): then a SCAN costs about what the replay does."""
@@ -397,7 +400,9 @@ async def _delete_prefix(redis: Any, keys: Keys, *, swapped: bool = False) -> No
     if not swapped:
         async for names in written_keys(redis, keys):
             await redis.delete(*names)
-    await redis.delete(keys.events, keys.meta_written, keys.meta_cleared)
+    # UNLINK: Redis frees a list of every replayed key's name (a 40,000-member SET took ~50 ms) off its
+    # main thread.
+    await redis.unlink(keys.events, keys.meta_written, keys.meta_cleared)
 
 
 async def _sweep_needed(redis: Any, scratch: Keys, sweep: bool | None) -> bool:

@@ -118,7 +118,6 @@ async def test_a_new_prefix_starts_without_scanning_the_keyspace(redis: Redis, t
     assert await _scans(redis) == before
 
 
-
 async def test_an_index_the_replay_empties_is_deleted_live_without_a_sweep(redis: Redis, table_name: str) -> None:
     """Before the RENAMEs, only keys the replay removed from or gave a deadline (`meta:cleared`) are checked
     for absence: a pending index that its only request left is one, and its live twin must go."""
