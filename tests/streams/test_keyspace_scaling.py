@@ -118,9 +118,16 @@ async def test_a_new_prefix_starts_without_scanning_the_keyspace(redis: Redis, t
     assert await _scans(redis) == before
 
 
-async def test_an_index_the_replay_empties_is_deleted_live_without_a_sweep(redis: Redis, table_name: str) -> None:
+@pytest.mark.parametrize("batch_size", [1, 3, replay_module.BATCH_SIZE])
+async def test_an_index_the_replay_empties_is_deleted_live_without_a_sweep(
+    redis: Redis, table_name: str, batch_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Before the RENAMEs, only keys the replay removed from or gave a deadline (`meta:cleared`) are checked
-    for absence: a pending index that its only request left is one, and its live twin must go."""
+    for absence: a pending index that its only request left is one, and its live twin must go, also when
+    the removal and the addition fall in different batches."""
+    defaults = replay_module.replay_into.__kwdefaults__
+    assert defaults is not None
+    monkeypatch.setitem(defaults, "batch_size", batch_size)
     state = StreamState(redis, table_name=table_name)
     await populate(state)
     await state.create(request("z1", namespace="solo"))
