@@ -180,6 +180,12 @@ class Keys:
         comparing, swapping in and deleting it cost O(its keys), never a SCAN of the whole keyspace."""
         return f"{self.prefix}:meta:written"
 
+    @property
+    def meta_cleared(self) -> str:
+        """SET of the names in `meta_written` that a replay may have left absent (a ZREM, a deadline): the
+        only scratch keys whose absence a swap must check for, so every other key costs one RENAME."""
+        return f"{self.prefix}:meta:cleared"
+
     def scratch(self, run_id: str) -> Keys:
         """A private prefix (same hash slot) that `verify` replays into."""
         return Keys(f"{self.prefix}:scratch:{run_id}")

@@ -66,7 +66,7 @@ def checked(replies: list[Any]) -> list[Any]:
 class NetOps:
     """The net effect of a sequence of projection ops (see module docs)."""
 
-    __slots__ = ("_expiries", "_fields", "_kinds", "_lists", "_sets", "_strings", "_zsets")
+    __slots__ = ("_cleared", "_expiries", "_fields", "_lists", "_sets", "_strings", "_zsets")
 
     def __init__(self) -> None:
         self._strings: dict[str, bytes | str] = {}
@@ -74,45 +74,56 @@ class NetOps:
         self._sets: dict[str, set[str | bytes]] = {}
         self._lists: dict[str, list[str]] = {}
         self._fields: dict[str, dict[str | bytes, list[str]]] = {}
-        self._kinds: dict[str, str] = {}
         self._expiries: dict[str, str | bytes] = {}
+        self._cleared: set[str] = set()
 
-    def add(self, ops: Iterable[Op], position: str) -> int:
-        """Fold one event's ops (its stream id is `position`); returns how many ops it had. Raises
-        `TypeError` if a key is written as two different types (the caller then applies ops in order)."""
-        count = 0
-        kinds = self._kinds
+    def add(self, ops: Iterable[Op], position: str) -> None:
+        """Fold one event's ops (its stream id is `position`). A key written as two different types (a
+        damaged history) is only noticed by `commands()`: this runs for every replayed event, so it does
+        nothing it need not."""
+        strings, zsets, expiries = self._strings, self._zsets, self._expiries
         for code, key, args in ops:
-            if code == "E":  # a deadline for the key's latest value (a later SET clears it, as live)
-                self._expiries[key] = args[0]
-                count += 1
-                continue
-            kind = "S" if code == "S" else "Z" if code in ("Z", "R") else code
-            seen = kinds.setdefault(key, kind)
-            if seen != kind:
-                raise TypeError(f"{key} is written as two types")
             if code == "S":
-                self._strings[key] = args[0]
-                self._expiries.pop(key, None)
+                strings[key] = args[0]
+                if expiries:
+                    expiries.pop(key, None)  # a SET clears a deadline, as live
             elif code == "Z":
-                self._zsets.setdefault(key, {})[args[1]] = args[0]
+                members = zsets.get(key)
+                if members is None:
+                    members = zsets[key] = {}
+                members[args[1]] = args[0]
             elif code == "R":
-                self._zsets.setdefault(key, {})[args[0]] = None
-            elif code == "A":
-                self._sets.setdefault(key, set()).add(args[0])
+                members = zsets.get(key)
+                if members is None:
+                    members = zsets[key] = {}
+                members[args[0]] = None
             elif code == "H":
                 self._fields.setdefault(key, {}).setdefault(args[0], []).append(position)
+            elif code == "E":  # a deadline for the key's latest value (a later SET clears it)
+                expiries[key] = args[0]
+            elif code == "A":
+                self._sets.setdefault(key, set()).add(args[0])
             else:
                 self._lists.setdefault(key, []).append(position)
-            count += 1
-        return count
 
     def keys(self) -> list[str]:
         """Every key the folded ops touch, those whose net effect is nothing included."""
-        return list(self._kinds)
+        return [*self._strings, *self._zsets, *self._sets, *self._lists, *self._fields]
+
+    def cleared(self) -> list[str]:
+        """The keys `commands()` may leave absent: ZSETs with a removal, keys with a deadline. Call after
+        `commands()`."""
+        return [*self._cleared, *self._expiries]
+
+    def _check_types(self) -> None:
+        kinds: tuple[dict[str, Any], ...] = (self._strings, self._zsets, self._sets, self._lists, self._fields)
+        if sum(len(kind) for kind in kinds) != len(set().union(*kinds)):
+            raise TypeError("a key is written as two types")
 
     def commands(self) -> list[tuple[Any, ...]]:
-        """The commands that produce the net effect, given the keys held what this replay wrote before."""
+        """The commands that produce the net effect, given the keys held what this replay wrote before.
+        Raises `TypeError` if a key is written as two types (the caller then applies the ops in order)."""
+        self._check_types()
         out: list[tuple[Any, ...]] = []
         pairs: list[Any] = []
         for key, value in self._strings.items():
@@ -132,6 +143,8 @@ class NetOps:
                     removed.append(member)
                 else:
                     added += (score, member)
+            if removed:
+                self._cleared.add(key)
             for i in range(0, len(removed), _CHUNK):
                 out.append(("ZREM", key, *removed[i : i + _CHUNK]))
             for i in range(0, len(added), 2 * _CHUNK):

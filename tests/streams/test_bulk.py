@@ -79,8 +79,9 @@ async def test_net_effect_equals_writes_in_order(redis: Redis, table_name: str, 
 
 def test_a_key_written_as_two_types_is_refused() -> None:
     net = NetOps()
+    net.add([("S", "k", (b"v",)), ("Z", "k", ("1", "m"))], "1-0")
     with pytest.raises(TypeError):
-        net.add([("S", "k", (b"v",)), ("Z", "k", ("1", "m"))], "1-0")
+        net.commands()
 
 
 async def test_run_commands_through_a_plain_pipeline(redis_url: str, table_name: str) -> None:

@@ -7,10 +7,10 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from event_history import populate
+from event_history import populate, request
 from redis.asyncio import Redis
 
-from hitl_streams import StreamState
+from hitl_streams import Resolved, StreamState
 from hitl_streams.streams import replay as replay_module
 from hitl_streams.testing.snapshot import snapshot
 
@@ -116,3 +116,27 @@ async def test_a_new_prefix_starts_without_scanning_the_keyspace(redis: Redis, t
     before = await _scans(redis)
     await StreamState(redis, table_name=table_name).ensure_schema()
     assert await _scans(redis) == before
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, replay_module.BATCH_SIZE])
+async def test_an_index_the_replay_empties_is_deleted_live_without_a_sweep(
+    redis: Redis, table_name: str, batch_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the RENAMEs, only keys the replay removed from or gave a deadline (`meta:cleared`) are checked
+    for absence: a pending index that its only request left is one, and its live twin must go, also when
+    the removal and the addition fall in different batches."""
+    defaults = replay_module.replay_into.__kwdefaults__
+    assert defaults is not None
+    monkeypatch.setitem(defaults, "batch_size", batch_size)
+    state = StreamState(redis, table_name=table_name)
+    await populate(state)
+    await state.create(request("z1", namespace="solo"))
+    await state.resolve("z1", Resolved("z1", "approve", "", {}))
+    emptied = state.keys.idx_ns_status("solo", "pending")
+    await redis.zadd(emptied, {"ghost": 1})  # drift in a key the history names
+    report = await state.verify(sweep=False)
+    assert report.extra == [emptied]
+    await state.rebuild(sweep=False)
+    assert not await redis.exists(emptied)
+    assert await redis.exists(state.keys.idx_ns_status("solo", "resolved"))
+    assert (await state.verify(sweep=True)).clean
