@@ -47,7 +47,7 @@ from ..history import events as ev
 from ..records import BatchRecord, HumanRequestRecord, NewBatch, NewHumanRequest, NewNotifyDelivery, TimelineEntry
 from ..results import HumanResult, Reviewer, TimedOut
 from ..state import State
-from .audit import Auditable
+from .audit import Auditable, DeliveryRecorder
 from .channels import (
     Adapter,
     BatchHumanRequest,
@@ -206,6 +206,7 @@ class Core:
         self._on_schedule = on_schedule
         # A runtime Protocol check walks the protocol's members: made once here, not for every event.
         self._history: Auditable | None = state if isinstance(state, Auditable) else None
+        self._deliveries: DeliveryRecorder | None = state if isinstance(state, DeliveryRecorder) else None
         self.adapters = adapters
         self._on_decision = on_decision
         self._resume_timeouts = resume_timeouts
@@ -286,8 +287,10 @@ class Core:
         thread: str | None = None,
         batch_id: str | None = None,
         again: bool = False,
-    ) -> str:
-        """Send one request, store its external id under the route's channel ref, audit it."""
+        lease: tuple[str, str] | None = None,
+    ) -> tuple[str, bool]:
+        """Send one request, store its external id under the route's channel ref, audit it. Returns the
+        external id, and whether the delivery lease `lease` (name, token) was given back with the write."""
         request = HumanRequest(
             id=request_id,
             channel=route.adapter.id,
@@ -299,18 +302,19 @@ class Core:
         external_id = await self._call(route.adapter, "deliver", route.adapter.send(request))
         if not isinstance(external_id, str):
             raise DeliveryError(f'Channel "{route.adapter.id}" returned no external id')
-        await self.state.set_external_id(request_id, external_id, route.channel_ref)
-        event = ev.RequestRedelivered if again else ev.RequestDelivered
-        await self._record(
-            event(
-                at=now_iso(),
-                id=request_id,
-                batch_id=UNSET if batch_id is None else batch_id,
-                channel=route.channel_ref,
-                external_id=external_id,
-            )
+        event = (ev.RequestRedelivered if again else ev.RequestDelivered)(
+            at=now_iso(),
+            id=request_id,
+            batch_id=UNSET if batch_id is None else batch_id,
+            channel=route.channel_ref,
+            external_id=external_id,
         )
-        return external_id
+        if self._deliveries is not None:  # both events in one write, the lease given back in it
+            await self._deliveries.record_delivery(request_id, external_id, route.channel_ref, event, lease)
+            return external_id, lease is not None
+        await self.state.set_external_id(request_id, external_id, route.channel_ref)
+        await self._record(event)
+        return external_id, False
 
     async def _deliver_once(
         self,
@@ -357,19 +361,25 @@ class Core:
             renewing = asyncio.create_task(self._renew_lease(name, lease))
 
         timer = asyncio.get_running_loop().call_later(_DELIVERY_LEASE_MS / 3000, renew) if lease else None
+        released = False
         try:
             if not fresh:
                 current = await self.state.get(request_id)
                 if current is not None and current.external_id is not None:
                     return current.external_id  # the holder finished just before we took the lease
-            return await self._deliver(request_id, route, message, actions, context, thread=thread)
+            held = (name, lease) if lease else None
+            external_id, released = await self._deliver(
+                request_id, route, message, actions, context, thread=thread, lease=held
+            )
+            return external_id
         finally:
             if timer is not None:
                 timer.cancel()
             if renewing is not None:
                 renewing.cancel()
                 await asyncio.wait([renewing])
-            await self._release_lease(name, lease)
+            if not released:
+                await self._release_lease(name, lease)
 
     async def _acquire_lease(self, name: str) -> str | None:
         acquire = getattr(self.state, "acquire_lease", None)
@@ -543,7 +553,7 @@ class Core:
                 thread = self._thread(anchor, route)
                 for n, item in enumerate(items):
                     if item.external_id is None:
-                        ref = await self._deliver(
+                        ref, _ = await self._deliver(
                             item.id, route, item.message, item.actions, item.context, thread=thread, batch_id=batch.id
                         )
                         items[n] = msgspec.structs.replace(item, external_id=ref)
