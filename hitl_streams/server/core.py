@@ -30,7 +30,7 @@ import msgspec
 from msgspec import UNSET
 
 from .._cancel import reraise_lost_cancel
-from .._random import random_uuid4
+from .._random import random_hex, random_uuid4
 from .._time import now_iso
 from ..actions import Action, Field, action_by_id
 from ..errors import (
@@ -47,7 +47,7 @@ from ..history import events as ev
 from ..records import BatchRecord, HumanRequestRecord, NewBatch, NewHumanRequest, NewNotifyDelivery, TimelineEntry
 from ..results import HumanResult, Reviewer, TimedOut
 from ..state import State
-from .audit import Auditable, DeliveryRecorder
+from .audit import Auditable
 from .channels import (
     Adapter,
     BatchHumanRequest,
@@ -62,6 +62,7 @@ from .deadlines import ScheduleStore, schedule_event
 from .decisions import build_result, same_decision
 from .resumption import ResumeJob
 from .schedules import ServerSchedule
+from .shortcuts import DeliveryRecorder
 from .wire import Anchor, BatchAnchor, CreateBatchBody, CreateRequestBody, NotifyBody, RemindBody
 
 __all__ = [
@@ -463,15 +464,23 @@ class Core:
                 actions=body.actions,
                 context=body.context,
             )
-            # The delivery lease is taken before the record exists: nobody else can know this fresh id
-            # yet, so it is ours, and no other replica can deliver first (a retry elsewhere, finding the
-            # record, waits on it). That spares the read `_deliver_once` makes after taking a lease.
+            # The delivery lease is taken before (or, by a `DeliveryRecorder`, with) the record: nobody
+            # else can know this fresh id yet, so it is ours, and no other replica can deliver first (a
+            # retry elsewhere, finding the record, waits on it). That spares the read `_deliver_once`
+            # makes after taking a lease.
             name = f"deliver:{record.id}"
-            lease = await self._acquire_lease(name)
+            deliveries = self._deliveries
+            lease: str | None = None
             try:
-                await self.state.create(record)
+                if deliveries is not None:
+                    lease = random_hex(12)
+                    await deliveries.create_leased(record, name, lease, _DELIVERY_LEASE_MS)
+                else:
+                    lease = await self._acquire_lease(name)
+                    await self.state.create(record)
             except BaseException as exc:
-                if lease:
+                # A refused create (a taken token) wrote nothing, a `DeliveryRecorder`'s lease neither.
+                if lease and not (deliveries is not None and isinstance(exc, DuplicateTokenError)):
                     await self._release_quietly(name, lease)
                 if not isinstance(exc, DuplicateTokenError):
                     raise

@@ -105,8 +105,10 @@ for j = 1, #ops do
   elseif op == 'P' then call('RPUSH', key, id)
   elseif op == 'X' then id = call('XADD', key, '*', 'event', ARGV[i]); i = i + 1
   elseif op == 'L' then call('SET', key, ARGV[i], 'PX', ARGV[i + 1]); i = i + 2
-  elseif pcall('GET', key) == ARGV[i] then call('DEL', key); i = i + 1
-  else i = i + 1 end
+  else
+    if pcall('GET', key) == ARGV[i] then call('DEL', key) end
+    i = i + 1
+  end
   k = k + 1
 end
 call('HSET', KEYS[2], ARGV[1], first)

@@ -318,6 +318,17 @@ class StreamState:
     # --- requests -------------------------------------------------------------------------------------
     @_bounded
     async def create(self, record: NewHumanRequest) -> None:
+        await self._create(record, ())
+
+    @_bounded
+    async def create_leased(self, record: NewHumanRequest, lease: str, token: str, ttl_ms: int) -> None:
+        """`create`, taking the lease `lease` with `token` for `ttl_ms` in the same script call (an
+        `acquire_lease` that cannot fail: the new request's id is known to nobody yet). Nothing is written,
+        the lease neither, when the create is refused."""
+        side = (("L", self.keys.lease(lease), (token, str(ttl_ms))),)
+        await self._create(record, side)
+
+    async def _create(self, record: NewHumanRequest, side: Sequence[Op]) -> None:
         _check_fragment("id", record.id)
         _check_fragment("token", record.token, _MAX_TOKEN)
         validate_namespace(record.namespace)
@@ -349,6 +360,7 @@ class StreamState:
             guards=(Guard("nx", token_key), Guard("nx", req_key)),
             on_guard_failure=refused,
             compare=False,
+            side=side,
         )
 
     @_bounded
