@@ -62,7 +62,7 @@ from .deadlines import ScheduleStore, schedule_event
 from .decisions import build_result, same_decision
 from .resumption import ResumeJob
 from .schedules import ServerSchedule
-from .shortcuts import DeliveryRecorder
+from .shortcuts import DeliveryRecorder, ResolvesFrom
 from .wire import Anchor, BatchAnchor, CreateBatchBody, CreateRequestBody, NotifyBody, RemindBody
 
 __all__ = [
@@ -208,6 +208,7 @@ class Core:
         # A runtime Protocol check walks the protocol's members: made once here, not for every event.
         self._history: Auditable | None = state if isinstance(state, Auditable) else None
         self._deliveries: DeliveryRecorder | None = state if isinstance(state, DeliveryRecorder) else None
+        self._resolves_from: ResolvesFrom | None = state if isinstance(state, ResolvesFrom) else None
         self.adapters = adapters
         self._on_decision = on_decision
         self._resume_timeouts = resume_timeouts
@@ -655,6 +656,19 @@ class Core:
 
     # --- timeout --------------------------------------------------------------------------------------
     async def timeout(self, request_id: str) -> HumanResult:
+        if self._resolves_from is not None:
+            try:  # no read first: the state decides on the record it knows, or reads it itself
+                found, timed_out = await self._resolves_from.resolve_from(request_id, _timed_out)
+            except _NeedsBatch:
+                pass  # a batch item whose external ref is its batch's: below, which reads the batch
+            else:
+                if timed_out is not None:
+                    self._decided(found, timed_out)
+                    await self._update_channels(found, timed_out)
+                    return timed_out
+                if found.result is None:
+                    raise AlreadyResolvedError(request_id)
+                return found.result  # already resolved: the stored result
         record = await self.state.get(request_id)
         if record is None:
             raise UnknownRequestError(request_id)
@@ -953,6 +967,18 @@ def _check_same_request(existing: HumanRequestRecord, body: CreateRequestBody) -
         body.namespace,
     ):
         raise DuplicateTokenError(existing.id)
+
+
+class _NeedsBatch(Exception):
+    """`_timed_out` cannot make the result from the record alone."""
+
+
+def _timed_out(record: HumanRequestRecord) -> TimedOut:
+    """A timeout's result when the record alone says its external ref (a batch item without an external
+    id of its own takes its batch's)."""
+    if record.external_id is None and record.batch_id is not None:
+        raise _NeedsBatch
+    return TimedOut(id=record.id, external_ref=_external_ref(record, None))
 
 
 def _external_ref(record: HumanRequestRecord, batch: BatchRecord | None) -> str:

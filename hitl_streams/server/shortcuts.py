@@ -3,12 +3,14 @@ them; `Core` uses them when a state does (checked once) and the protocol's metho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from ..history.events import RequestDelivered, RequestRedelivered
-from ..records import NewHumanRequest
+from ..records import HumanRequestRecord, NewHumanRequest
+from ..results import HumanResult
 
-__all__ = ["DeliveryRecorder"]
+__all__ = ["DeliveryRecorder", "ResolvesFrom"]
 
 
 @runtime_checkable
@@ -28,3 +30,11 @@ class DeliveryRecorder(Protocol):
         lease: tuple[str, str] | None = None,
     ) -> None: ...
 
+
+@runtime_checkable
+class ResolvesFrom(Protocol):
+    """Resolves a pending request with a result made from its record, without a read of its own first."""
+
+    async def resolve_from(
+        self, request_id: str, decide: Callable[[HumanRequestRecord], HumanResult]
+    ) -> tuple[HumanRequestRecord, HumanResult | None]: ...

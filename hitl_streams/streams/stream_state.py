@@ -446,6 +446,33 @@ class StreamState:
 
         await self._commit(make, subject_key=self.keys.req(request_id), decode=decode_request)
 
+    @_bounded
+    async def resolve_from(
+        self, request_id: str, decide: Callable[[HumanRequestRecord], HumanResult]
+    ) -> tuple[HumanRequestRecord, HumanResult | None]:
+        """Resolve a pending request with the result `decide` makes from its record: one round trip when
+        this state knows the record's bytes (no read first). Returns the record as it was and the result
+        written; for a request already resolved, the record as stored and `None` (nothing written: that
+        is decided on the stored bytes, never on a guess). An unknown request raises UnknownRequestError;
+        an exception from `decide` stops it without writing."""
+        seen: builtins.list[HumanRequestRecord] = []
+        made: builtins.list[HumanResult] = []
+
+        def make(before: Subject | None) -> ev.Event:
+            if not isinstance(before, HumanRequestRecord):
+                raise UnknownRequestError(request_id)
+            seen.append(before)
+            if before.status != "pending":
+                raise AlreadyResolvedError(request_id)
+            made.append(decide(before))
+            return ev.resolution_event(request_id, made[-1], now_iso())
+
+        try:
+            await self._commit(make, subject_key=self.keys.req(request_id), decode=decode_request)
+        except AlreadyResolvedError:
+            return seen[-1], None
+        return seen[-1], made[-1]
+
     def _index_for(self, status: RequestStatus | None, namespace: str | None) -> str:
         validate_filter(status, namespace)
         if namespace:
