@@ -30,7 +30,7 @@ import msgspec
 from msgspec import UNSET
 
 from .._cancel import reraise_lost_cancel
-from .._random import random_uuid4
+from .._random import random_hex, random_uuid4
 from .._time import now_iso
 from ..actions import Action, Field, action_by_id
 from ..errors import (
@@ -62,6 +62,7 @@ from .deadlines import ScheduleStore, schedule_event
 from .decisions import build_result, same_decision
 from .resumption import ResumeJob
 from .schedules import ServerSchedule
+from .shortcuts import DeliveryRecorder, ResolvesFrom
 from .wire import Anchor, BatchAnchor, CreateBatchBody, CreateRequestBody, NotifyBody, RemindBody
 
 __all__ = [
@@ -206,6 +207,8 @@ class Core:
         self._on_schedule = on_schedule
         # A runtime Protocol check walks the protocol's members: made once here, not for every event.
         self._history: Auditable | None = state if isinstance(state, Auditable) else None
+        self._deliveries: DeliveryRecorder | None = state if isinstance(state, DeliveryRecorder) else None
+        self._resolves_from: ResolvesFrom | None = state if isinstance(state, ResolvesFrom) else None
         self.adapters = adapters
         self._on_decision = on_decision
         self._resume_timeouts = resume_timeouts
@@ -286,8 +289,10 @@ class Core:
         thread: str | None = None,
         batch_id: str | None = None,
         again: bool = False,
-    ) -> str:
-        """Send one request, store its external id under the route's channel ref, audit it."""
+        lease: tuple[str, str] | None = None,
+    ) -> tuple[str, bool]:
+        """Send one request, store its external id under the route's channel ref, audit it. Returns the
+        external id, and whether the delivery lease `lease` (name, token) was given back with the write."""
         request = HumanRequest(
             id=request_id,
             channel=route.adapter.id,
@@ -299,18 +304,19 @@ class Core:
         external_id = await self._call(route.adapter, "deliver", route.adapter.send(request))
         if not isinstance(external_id, str):
             raise DeliveryError(f'Channel "{route.adapter.id}" returned no external id')
-        await self.state.set_external_id(request_id, external_id, route.channel_ref)
-        event = ev.RequestRedelivered if again else ev.RequestDelivered
-        await self._record(
-            event(
-                at=now_iso(),
-                id=request_id,
-                batch_id=UNSET if batch_id is None else batch_id,
-                channel=route.channel_ref,
-                external_id=external_id,
-            )
+        event = (ev.RequestRedelivered if again else ev.RequestDelivered)(
+            at=now_iso(),
+            id=request_id,
+            batch_id=UNSET if batch_id is None else batch_id,
+            channel=route.channel_ref,
+            external_id=external_id,
         )
-        return external_id
+        if self._deliveries is not None:  # both events in one write, the lease given back in it
+            await self._deliveries.record_delivery(request_id, external_id, route.channel_ref, event, lease)
+            return external_id, lease is not None
+        await self.state.set_external_id(request_id, external_id, route.channel_ref)
+        await self._record(event)
+        return external_id, False
 
     async def _deliver_once(
         self,
@@ -357,19 +363,25 @@ class Core:
             renewing = asyncio.create_task(self._renew_lease(name, lease))
 
         timer = asyncio.get_running_loop().call_later(_DELIVERY_LEASE_MS / 3000, renew) if lease else None
+        released = False
         try:
             if not fresh:
                 current = await self.state.get(request_id)
                 if current is not None and current.external_id is not None:
                     return current.external_id  # the holder finished just before we took the lease
-            return await self._deliver(request_id, route, message, actions, context, thread=thread)
+            held = (name, lease) if lease else None
+            external_id, released = await self._deliver(
+                request_id, route, message, actions, context, thread=thread, lease=held
+            )
+            return external_id
         finally:
             if timer is not None:
                 timer.cancel()
             if renewing is not None:
                 renewing.cancel()
                 await asyncio.wait([renewing])
-            await self._release_lease(name, lease)
+            if not released:
+                await self._release_lease(name, lease)
 
     async def _acquire_lease(self, name: str) -> str | None:
         acquire = getattr(self.state, "acquire_lease", None)
@@ -453,15 +465,23 @@ class Core:
                 actions=body.actions,
                 context=body.context,
             )
-            # The delivery lease is taken before the record exists: nobody else can know this fresh id
-            # yet, so it is ours, and no other replica can deliver first (a retry elsewhere, finding the
-            # record, waits on it). That spares the read `_deliver_once` makes after taking a lease.
+            # The delivery lease is taken before (or, by a `DeliveryRecorder`, with) the record: nobody
+            # else can know this fresh id yet, so it is ours, and no other replica can deliver first (a
+            # retry elsewhere, finding the record, waits on it). That spares the read `_deliver_once`
+            # makes after taking a lease.
             name = f"deliver:{record.id}"
-            lease = await self._acquire_lease(name)
+            deliveries = self._deliveries
+            lease: str | None = None
             try:
-                await self.state.create(record)
+                if deliveries is not None:
+                    lease = random_hex(12)
+                    await deliveries.create_leased(record, name, lease, _DELIVERY_LEASE_MS)
+                else:
+                    lease = await self._acquire_lease(name)
+                    await self.state.create(record)
             except BaseException as exc:
-                if lease:
+                # A refused create (a taken token) wrote nothing, a `DeliveryRecorder`'s lease neither.
+                if lease and not (deliveries is not None and isinstance(exc, DuplicateTokenError)):
                     await self._release_quietly(name, lease)
                 if not isinstance(exc, DuplicateTokenError):
                     raise
@@ -543,7 +563,7 @@ class Core:
                 thread = self._thread(anchor, route)
                 for n, item in enumerate(items):
                     if item.external_id is None:
-                        ref = await self._deliver(
+                        ref, _ = await self._deliver(
                             item.id, route, item.message, item.actions, item.context, thread=thread, batch_id=batch.id
                         )
                         items[n] = msgspec.structs.replace(item, external_id=ref)
@@ -636,6 +656,19 @@ class Core:
 
     # --- timeout --------------------------------------------------------------------------------------
     async def timeout(self, request_id: str) -> HumanResult:
+        if self._resolves_from is not None:
+            try:  # no read first: the state decides on the record it knows, or reads it itself
+                found, timed_out = await self._resolves_from.resolve_from(request_id, _timed_out)
+            except _NeedsBatch:
+                pass  # a batch item whose external ref is its batch's: below, which reads the batch
+            else:
+                if timed_out is not None:
+                    self._decided(found, timed_out)
+                    await self._update_channels(found, timed_out)
+                    return timed_out
+                if found.result is None:
+                    raise AlreadyResolvedError(request_id)
+                return found.result  # already resolved: the stored result
         record = await self.state.get(request_id)
         if record is None:
             raise UnknownRequestError(request_id)
@@ -934,6 +967,18 @@ def _check_same_request(existing: HumanRequestRecord, body: CreateRequestBody) -
         body.namespace,
     ):
         raise DuplicateTokenError(existing.id)
+
+
+class _NeedsBatch(Exception):
+    """`_timed_out` cannot make the result from the record alone."""
+
+
+def _timed_out(record: HumanRequestRecord) -> TimedOut:
+    """A timeout's result when the record alone says its external ref (a batch item without an external
+    id of its own takes its batch's)."""
+    if record.external_id is None and record.batch_id is not None:
+        raise _NeedsBatch
+    return TimedOut(id=record.id, external_ref=_external_ref(record, None))
 
 
 def _external_ref(record: HumanRequestRecord, batch: BatchRecord | None) -> str:

@@ -10,7 +10,12 @@ ARGV: [op id, event JSON, guard codes, op codes, then each guard's arguments and
                | "P" (RPUSH the new stream id) | "H" field (append the new stream id to a HASH field's
                space-separated positions) | "E" unix-ms (PEXPIREAT: the key, already written, expires then;
                a time past deletes it)
-Reply: {1, id} written; {2, id} this op id already ran (a client retry), id is the first outcome;
+               | "X" event (its key the stream: append one more event; the ops after it are its
+               projection, "P" and "H" name its stream id) | "L" token ms (SET the lease key PX ms) | "U"
+               token (DEL the lease key if it holds token). "L" and "U" write no projection: they take or
+               give back a delivery lease in the same call as the write it goes with.
+Reply: {1, id} written (the first event's id); {2, id} this op id already ran (a client retry), id is the
+       first outcome;
        {0, n} guard n failed (0: the pause key exists, a rebuild is swapping), nothing written.
 
 Redis does not roll a script back when a command fails midway, so everything that can fail runs before
@@ -61,7 +66,8 @@ local first_op, first_key = i, k
 local had = {}
 for j = 1, #ops do
   local op, key = sub(ops, j, j), KEYS[k]
-  if op == 'S' or op == 'E' then i = i + 1
+  if op == 'S' or op == 'E' or op == 'X' or op == 'U' then i = i + 1
+  elseif op == 'L' then i = i + 2
   elseif op == 'Z' or op == 'R' then
     if type(pcall('ZCARD', key)) == 'table' then return wrong(key, 'zset') end
     i = i + (op == 'Z' and 2 or 1)
@@ -81,7 +87,8 @@ for j = 1, #ops do
   else return redis.error_reply('hitl: unknown projection op ' .. op) end
   k = k + 1
 end
-local id = call('XADD', KEYS[1], '*', 'event', ARGV[2])
+local first = call('XADD', KEYS[1], '*', 'event', ARGV[2])
+local id = first
 i, k = first_op, first_key
 for j = 1, #ops do
   local op, key = sub(ops, j, j), KEYS[k]
@@ -95,12 +102,18 @@ for j = 1, #ops do
     had[name] = positions
     call('HSET', key, ARGV[i], positions); i = i + 1
   elseif op == 'E' then call('PEXPIREAT', key, ARGV[i]); i = i + 1
-  else call('RPUSH', key, id) end
+  elseif op == 'P' then call('RPUSH', key, id)
+  elseif op == 'X' then id = call('XADD', key, '*', 'event', ARGV[i]); i = i + 1
+  elseif op == 'L' then call('SET', key, ARGV[i], 'PX', ARGV[i + 1]); i = i + 2
+  else
+    if pcall('GET', key) == ARGV[i] then call('DEL', key) end
+    i = i + 1
+  end
   k = k + 1
 end
-call('HSET', KEYS[2], ARGV[1], id)
+call('HSET', KEYS[2], ARGV[1], first)
 if call('TTL', KEYS[2]) < 0 then call('EXPIRE', KEYS[2], OP_TTL) end
-return {1, id}
+return {1, first}
 """.replace("OP_TTL", str(OP_TTL_SECONDS))
 COMMIT_SHA = hashlib.sha1(COMMIT_LUA.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 

@@ -36,7 +36,7 @@ from ..errors import (
 from ..history import events as ev
 from ..history.codec import Subject, decode_batch, decode_notify, decode_request, decode_timeline_entry
 from ..history.keys import DEFAULT_TABLE, Keys
-from ..history.projection import Projector
+from ..history.projection import Op, Projector
 from ..history.reducer import apply
 from ..namespaces import validate_filter, validate_namespace
 from ..pagination import build_page, clamp_limit, decode_cursor, position_cursor, position_order
@@ -201,13 +201,18 @@ class StreamState:
         guards: Sequence[Guard] = (),
         on_guard_failure: Callable[[Guard], Any] | None = None,
         compare: bool = True,
+        then: ev.Event | None = None,
+        side: Sequence[Op] = (),
     ) -> str:
         """Append one event and its projection atomically; returns its stream id.
 
         With `subject_key`, the subject's current bytes are read, the event is made from the decoded
         record, and the write only happens if the bytes are still the same (else it re-reads and tries
         again). `make_event` raises the domain errors (unknown, already resolved). `compare=False` reads
-        the subject without that condition (for a part of it that no event changes).
+        the subject without that condition (for a part of it that no event changes). `then`: an audit
+        event appended right after it, with its own projection, in the same script call (two events, one
+        round trip). `side`: writes outside the projection made in that call too (a delivery lease's
+        "L"/"U", see scripts.py).
         """
         # The write's op id: 96 random bits (a clash within one second's bucket is out of reach), kept
         # in the bucket of the second it began, which every retry of this write names again.
@@ -219,6 +224,11 @@ class StreamState:
         paused_since: float | None = None
         attempts = 0
         known = self._known
+        tail: builtins.list[Op] = []
+        if then is not None:  # an audit event changes no record: its projection needs no subject
+            tail.append(("X", keys.events, (ev.encode_event(then),)))
+            tail += self.projector.project(apply(then, None, keys)).items
+        tail += side
         while attempts < _MAX_CAS_ATTEMPTS:
             raw: bytes | str | None = None
             guessed = False
@@ -236,6 +246,8 @@ class StreamState:
                 known.drop(subject_key)  # decide from the stored bytes, never from a guess
                 continue
             ops = self.projector.project(apply(event, before, self.keys))
+            if tail:
+                ops.items += tail
             cas = (subject_key, b"" if raw is None else raw) if subject_key is not None and compare else None
             command = commit_command(
                 keys.events, op_bucket, keys.meta_pause, op_id, ev.encode_event(event), guards, ops, cas
@@ -306,6 +318,17 @@ class StreamState:
     # --- requests -------------------------------------------------------------------------------------
     @_bounded
     async def create(self, record: NewHumanRequest) -> None:
+        await self._create(record, ())
+
+    @_bounded
+    async def create_leased(self, record: NewHumanRequest, lease: str, token: str, ttl_ms: int) -> None:
+        """`create`, taking the lease `lease` with `token` for `ttl_ms` in the same script call (an
+        `acquire_lease` that cannot fail: the new request's id is known to nobody yet). Nothing is written,
+        the lease neither, when the create is refused."""
+        side = (("L", self.keys.lease(lease), (token, str(ttl_ms))),)
+        await self._create(record, side)
+
+    async def _create(self, record: NewHumanRequest, side: Sequence[Op]) -> None:
         _check_fragment("id", record.id)
         _check_fragment("token", record.token, _MAX_TOKEN)
         validate_namespace(record.namespace)
@@ -337,6 +360,7 @@ class StreamState:
             guards=(Guard("nx", token_key), Guard("nx", req_key)),
             on_guard_failure=refused,
             compare=False,
+            side=side,
         )
 
     @_bounded
@@ -373,15 +397,43 @@ class StreamState:
 
     @_bounded
     async def set_external_id(self, request_id: str, external_id: str, plugin_id: str | None = None) -> None:
+        await self._set_external_id(request_id, external_id, plugin_id, None)
+
+    @_bounded
+    async def record_delivery(
+        self,
+        request_id: str,
+        external_id: str,
+        plugin_id: str | None,
+        delivered: ev.RequestDelivered | ev.RequestRedelivered,
+        lease: tuple[str, str] | None = None,
+    ) -> None:
+        """`set_external_id`, then `record(delivered)`, in one atomic script call: the same two events, in
+        that order (the first at the second's time), one round trip instead of two. With `lease` (name,
+        token), that call also gives the delivery lease back if it is still ours (`release_lease`)."""
+        if not isinstance(delivered, ev.RequestDelivered | ev.RequestRedelivered):
+            raise ValidationError(f"record_delivery() takes a delivery event, not {type(delivered).__name__}")
+        side = () if lease is None else (("U", self.keys.lease(lease[0]), (lease[1],)),)
+        await self._set_external_id(request_id, external_id, plugin_id, delivered, side)
+
+    async def _set_external_id(
+        self,
+        request_id: str,
+        external_id: str,
+        plugin_id: str | None,
+        then: ev.Event | None,
+        side: Sequence[Op] = (),
+    ) -> None:
         _check_fragment("external id", external_id)
+        at = now_iso() if then is None else then.at
 
         def make(before: Subject | None) -> ev.Event:
             if not isinstance(before, HumanRequestRecord):
                 raise UnknownRequestError(request_id)
             key = plugin_id if plugin_id is not None else before.channel
-            return ev.RequestExternalIdSet(at=now_iso(), id=request_id, key=key, external_id=external_id)
+            return ev.RequestExternalIdSet(at=at, id=request_id, key=key, external_id=external_id)
 
-        await self._commit(make, subject_key=self.keys.req(request_id), decode=decode_request)
+        await self._commit(make, subject_key=self.keys.req(request_id), decode=decode_request, then=then, side=side)
 
     @_bounded
     async def resolve(self, request_id: str, result: HumanResult) -> None:
@@ -393,6 +445,33 @@ class StreamState:
             return ev.resolution_event(request_id, result, now_iso())
 
         await self._commit(make, subject_key=self.keys.req(request_id), decode=decode_request)
+
+    @_bounded
+    async def resolve_from(
+        self, request_id: str, decide: Callable[[HumanRequestRecord], HumanResult]
+    ) -> tuple[HumanRequestRecord, HumanResult | None]:
+        """Resolve a pending request with the result `decide` makes from its record: one round trip when
+        this state knows the record's bytes (no read first). Returns the record as it was and the result
+        written; for a request already resolved, the record as stored and `None` (nothing written: that
+        is decided on the stored bytes, never on a guess). An unknown request raises UnknownRequestError;
+        an exception from `decide` stops it without writing."""
+        seen: builtins.list[HumanRequestRecord] = []
+        made: builtins.list[HumanResult] = []
+
+        def make(before: Subject | None) -> ev.Event:
+            if not isinstance(before, HumanRequestRecord):
+                raise UnknownRequestError(request_id)
+            seen.append(before)
+            if before.status != "pending":
+                raise AlreadyResolvedError(request_id)
+            made.append(decide(before))
+            return ev.resolution_event(request_id, made[-1], now_iso())
+
+        try:
+            await self._commit(make, subject_key=self.keys.req(request_id), decode=decode_request)
+        except AlreadyResolvedError:
+            return seen[-1], None
+        return seen[-1], made[-1]
 
     def _index_for(self, status: RequestStatus | None, namespace: str | None) -> str:
         validate_filter(status, namespace)

@@ -298,3 +298,14 @@ async def test_the_batch_audit_trail(batch_hitl: Any) -> None:
     assert names.index("BatchDelivered") < names.index("BatchReminded") < names.index("BatchTimedOut")
     timed_out = [r.event for r in await hitl.inbox.audit(body["batchId"]) if type(r.event).__name__ == "BatchTimedOut"]
     assert timed_out[0].item_ids == [body["ids"][1]]
+
+
+async def test_an_item_timed_out_alone_takes_its_batch_external_ref(batch_hitl: Any, resumed: Resumed) -> None:
+    """A batch item has no external id of its own: its timeout's ref is its batch's (read for it)."""
+    hitl, _ = batch_hitl
+    body = (await post(hitl, "batches", batch_body(2))).json()
+    response = await post(hitl, f"requests/{body['ids'][0]}/timeout", None)
+    assert response.json()["result"] == {"type": "TIMED_OUT", "id": body["ids"][0], "externalRef": body["externalRef"]}
+    again = await post(hitl, f"requests/{body['ids'][0]}/timeout", None)
+    assert again.json() == response.json()
+    await resumed.wait_for(1)

@@ -3,6 +3,8 @@ stopping the write before anything is written."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -92,3 +94,34 @@ async def test_a_set_replaces_a_key_of_any_type(redis: Redis, keys: Keys) -> Non
     ops.set(f"{keys.prefix}:s", b"v")
     assert (await commit(redis, keys, "op1", ops))[0] == 1
     assert await redis.get(f"{keys.prefix}:s") == b"v"
+
+
+async def test_a_second_event_and_lease_ops_ride_in_one_call(redis: Redis, keys: Keys) -> None:
+    """ "X" appends one more event (the "P"/"H" after it name its id), "L" sets a lease with a TTL, "U"
+    deletes a lease only when it holds the token; the reply and the op id name the first event."""
+    p = keys.prefix
+    await redis.set(f"{p}:lease:theirs", "t2")
+    ops = Ops()
+    ops.push_position(f"{p}:l")
+    ops.push_position_to_field(f"{p}:h", "f")
+    ops.items.append(("X", keys.events, (b'{"e":2}',)))
+    ops.push_position(f"{p}:l")
+    ops.push_position_to_field(f"{p}:h", "f")
+    ops.items += [
+        ("L", f"{p}:lease:new", ("t1", "30000")),
+        ("U", f"{p}:lease:theirs", ("t1",)),  # not ours: kept
+    ]
+    status, first = await commit(redis, keys, "op1", ops)
+    assert status == 1
+    rows: Any = await redis.xrange(keys.events)
+    assert [(r[0].decode(), r[1][b"event"]) for r in rows] == [(first, b'{"e":1}'), (rows[1][0].decode(), b'{"e":2}')]
+    second = rows[1][0].decode()
+    assert await redis.lrange(f"{p}:l", 0, -1) == [first.encode(), second.encode()]
+    assert await redis.hget(f"{p}:h", "f") == f"{first} {second}".encode()
+    assert await redis.get(f"{p}:lease:new") == b"t1" and 0 < await redis.pttl(f"{p}:lease:new") <= 30000
+    assert await redis.get(f"{p}:lease:theirs") == b"t2"
+    assert await redis.hget(keys.ops(1), "op1") == first.encode()
+    give_back = Ops()
+    give_back.items.append(("U", f"{p}:lease:new", ("t1",)))
+    assert (await commit(redis, keys, "op2", give_back))[0] == 1
+    assert await redis.exists(f"{p}:lease:new") == 0
