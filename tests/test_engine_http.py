@@ -12,18 +12,14 @@ from engine_support import served_app
 
 from hitl_streams._engine_http import RetryableResponseError, read_setting, resolve_url, send_hitl_request
 from hitl_streams.errors import HitlError
+from tests.server.support import read_body
 
 
 async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answers with the status named by the last path segment and echoes the request's headers."""
     if scope["type"] != "http":
         return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await read_body(receive)
     status = int(scope["path"].rsplit("/", 1)[1])
     headers = {k.decode(): v.decode() for k, v in scope["headers"]}
     answer = json.dumps({"headers": headers, "body": body.decode(), "method": scope["method"]}).encode()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hitl_streams.channels.slack_signature import sign
+from tests.server.support import read_body
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test"
@@ -45,12 +46,7 @@ class FakeSlack:
                 else:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         method = scope["path"].strip("/").split("/")[-1]
         headers = dict(scope["headers"])
         if headers.get(b"authorization") != f"Bearer {BOT_TOKEN}".encode():

@@ -65,6 +65,16 @@ class YieldingState:
         return call
 
 
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI HTTP request, as the fake servers of the tests read it (no limit)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

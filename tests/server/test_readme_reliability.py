@@ -10,7 +10,7 @@ from typing import Any
 from hitl_streams.results import Resolved
 from hitl_streams.server import WebhookResolver
 
-from .support import served
+from .support import read_body, served
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SECRET = "webhook-secret"
@@ -36,12 +36,7 @@ async def test_the_readme_receiver_resumes_once_and_drops_replays() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         captured.append((headers, body))
         await send({"type": "http.response.start", "status": handle_resume(headers, body), "headers": []})

@@ -26,7 +26,7 @@ from hitl_streams.server import Hitl, RetryPolicy, WebhookResolver, verify_webho
 from hitl_streams.streams.connect import connect
 from hitl_streams.testing._servers import ServerProcess, resp_command
 
-from .support import API, served
+from .support import API, read_body, served
 
 pytestmark = pytest.mark.slow
 
@@ -50,12 +50,7 @@ class Receiver:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         if verify_webhook(SECRET, body, headers.get("x-hitl-timestamp"), headers.get("x-hitl-signature")):
             payload = msgspec.json.decode(body)

@@ -23,7 +23,7 @@ from hitl_streams.history.keys import Keys
 from hitl_streams.server import verify_webhook
 from hitl_streams.testing._servers import ServerProcess, resp_command
 
-from .support import API, free_port, served
+from .support import API, free_port, read_body, served
 
 CLI = str(Path(sys.executable).parent / "hitl-streams")
 SECRET = "webhook-secret"
@@ -55,12 +55,7 @@ async def test_serve_waits_for_replicas_and_resumes_with_the_key(
     async def receiver(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         deliveries.append(({k.decode().lower(): v.decode() for k, v in scope["headers"]}, body))
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})

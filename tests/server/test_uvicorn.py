@@ -14,7 +14,7 @@ import pytest
 from hitl_streams import Resolved
 from hitl_streams.server import Hitl, RetryPolicy, WebhookResolver, sign_webhook, verify_webhook
 
-from .support import API, APPROVE_DENY, served
+from .support import API, APPROVE_DENY, read_body, served
 
 
 class Receiver:
@@ -35,12 +35,7 @@ class Receiver:
             del message
             await send({"type": "lifespan.shutdown.complete"})
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         if not verify_webhook(self.secret, body, headers.get("x-hitl-timestamp"), headers.get("x-hitl-signature")):
             self.rejected += 1

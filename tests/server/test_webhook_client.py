@@ -12,7 +12,7 @@ from hitl_streams.results import Resolved
 from hitl_streams.server import WebhookResolver, verify_webhook
 from hitl_streams.server.serve import ServeOptions, serve_resolver
 
-from .support import served
+from .support import read_body, served
 
 SECRET = "s3cret"
 
@@ -26,12 +26,7 @@ class Receiver:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.seen.append((tuple(scope["client"]), headers, body))  # type: ignore[arg-type]
         await send({"type": "http.response.start", "status": 200, "headers": []})
