@@ -30,16 +30,13 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from msgspec import UNSET
-
-from .._time import now_iso
 from ..actions import effective_label
 from ..errors import ValidationError
-from ..history import events as ev
 from ..results import HumanResult
 from ..reviewers import ReviewerDirectory, validate_email
 from ..server.audit import Auditable
 from ..server.channels import BaseAdapter, HumanRequest, Notification
+from ._audit import record_channel_failure
 from ._outcome import outcome_line
 from ._retry import PermanentError, RetryPolicy, TransientError, with_retries
 from .email_smtp import SmtpSettings
@@ -219,17 +216,13 @@ class EmailChannel(BaseAdapter):
         state = self._hitl.state if self._hitl is not None else None
         if isinstance(state, Auditable):
             record = await state.get(request_id)
-            batch_id = getattr(record, "batch_id", None)
-            await state.record(
-                ev.ChannelFailed(
-                    at=now_iso(),
-                    id=request_id,
-                    batch_id=UNSET if batch_id is None else batch_id,
-                    channel=self.id,
-                    operation=operation,
-                    error=error[:500],
-                    fallback="inbox",
-                )
+            await record_channel_failure(
+                state,
+                channel=self.id,
+                request_id=request_id,
+                batch_id=getattr(record, "batch_id", None),
+                operation=operation,
+                error=error,
             )
 
     async def send(self, request: HumanRequest) -> str:

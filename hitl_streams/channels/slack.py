@@ -27,12 +27,8 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from msgspec import UNSET
-
-from .._time import now_iso
 from ..actions import Action, action_by_id
 from ..errors import AlreadyResolvedError, FeedbackValidationError, HitlError, NotFoundError, ValidationError
-from ..history import events as ev
 from ..results import HumanResult
 from ..reviewers import ReviewerDirectory, ReviewerRecord
 from ..server.audit import Auditable
@@ -41,6 +37,7 @@ from ..server.core import BatchDecision
 from ..server.reviewer_auth import Principal, header_value
 from ..server.reviewer_inbox import ReviewerInbox
 from . import slack_blocks as blocks
+from ._audit import record_channel_failure
 from ._outcome import outcome_line
 from ._retry import PermanentError, RetryPolicy, TransientError, with_retries
 from .slack_signature import verify
@@ -159,16 +156,8 @@ class SlackChannel(BaseAdapter):
     async def _audit_failure(self, request_id: str, batch_id: str | None, operation: str, error: str) -> None:
         state = self._hitl.state if self._hitl is not None else None
         if isinstance(state, Auditable):
-            await state.record(
-                ev.ChannelFailed(
-                    at=now_iso(),
-                    id=request_id,
-                    batch_id=UNSET if batch_id is None else batch_id,
-                    channel=self.id,
-                    operation=operation,
-                    error=error[:500],
-                    fallback="inbox",
-                )
+            await record_channel_failure(
+                state, channel=self.id, request_id=request_id, batch_id=batch_id, operation=operation, error=error
             )
 
     def _target(self, destination: str | None) -> tuple[str, str | None]:
