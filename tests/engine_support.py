@@ -8,7 +8,6 @@ import ctypes
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ from typing import Any
 
 from hitl_streams import Hitl, HumanRequestRecord
 from hitl_streams.server.channels import BaseAdapter, HumanRequest, Notification
+from hitl_streams.testing.redis_server import free_port
+from tests.server.support import served as served_asgi
 
 SECRET = "engine-tests-secret"
 
@@ -26,13 +27,6 @@ def die_with_parent() -> None:
     SIGKILL (when no fixture teardown runs), so no server or worker outlives the test run."""
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.asynccontextmanager
@@ -45,21 +39,8 @@ async def served(hitl: Hitl) -> AsyncIterator[str]:
 @contextlib.asynccontextmanager
 async def served_app(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
     """An ASGI app under a real uvicorn server on a free loopback port; yields the base URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn stopped before it started")
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with served_asgi(app, lifespan=lifespan) as url:
+        yield url
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 
 from hitl_streams import HitlError, Resolved, Reviewer
 from hitl_streams.server import WebhookResolver
+from hitl_streams.testing.redis_server import free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -27,17 +27,10 @@ def readme_python(marker: str) -> str:
     return block
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_the_webhook_receiver_resumes_signed_calls_and_refuses_the_rest(tmp_path: Path) -> None:
     code = readme_python("# receiver.py")
     assert 'HTTPServer(("127.0.0.1", 9000), Resume)' in code
-    port = _free_port()  # the README's 9000 may be taken on a shared machine: the only change
+    port = free_port()  # the README's 9000 may be taken on a shared machine: the only change
     (tmp_path / "receiver.py").write_text(code.replace("9000", str(port)))
     env = {**os.environ, "HITL_WEBHOOK_SECRET": "webhook-secret"}
     receiver = subprocess.Popen(

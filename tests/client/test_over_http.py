@@ -4,11 +4,8 @@ requests sent with httpx, a decision resuming the wait through a `CallbackResolv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import socket
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +13,7 @@ import pytest
 from hitl_streams import CallbackResolver, Hitl, HumanResult, Resolved, TimedOut, actions
 from hitl_streams.client import HitlHttpError, HitlRequest, HitlResponse, create_hitl_client, remind
 from hitl_streams.testing import RecordingAdapter
+from tests.server.support import served
 
 
 class HttpEngine:
@@ -44,32 +42,6 @@ class HttpEngine:
             future.set_result(result)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.asynccontextmanager
-async def served(app: Any) -> AsyncIterator[str]:
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.should_exit = True
-        await task
-
-
 @pytest.fixture
 async def engine() -> AsyncIterator[HttpEngine]:
     async with httpx.AsyncClient() as http:
@@ -79,7 +51,8 @@ async def engine() -> AsyncIterator[HttpEngine]:
 async def test_request_remind_decide_over_http(engine: HttpEngine) -> None:
     chat = RecordingAdapter("chat")
     hitl = Hitl(resolver=CallbackResolver(engine.resume), adapters=[chat], secret="over-the-wire")
-    async with served(hitl.asgi) as url:
+    async with served(hitl.asgi) as base:
+        url = base + "/"  # a base URL with a trailing slash, as users paste it
         client = create_hitl_client(engine, url=url, secret="over-the-wire")
         pending = await client.request_human(message="Deploy?", actions=actions().approve().deny().build())
         waiting = asyncio.ensure_future(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from hitl_streams.results import HumanResult
+from hitl_streams.testing.redis_server import free_port
 
 API = "/.well-known/hitl/v1"
 
@@ -75,28 +75,24 @@ async def read_body(receive: Any) -> bytes:
             return body
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.asynccontextmanager
-async def served(app: Any, **config: Any) -> AsyncIterator[str]:
-    """Run `app` under a real uvicorn server on a free loopback port; yields its base URL."""
+async def served(app: Any, *, lifespan: str = "on", **config: Any) -> AsyncIterator[str]:
+    """Run `app` under a real uvicorn server on a free loopback port; yields its base URL (no trailing
+    slash). `config`: more `uvicorn.Config` settings."""
     import uvicorn
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config)
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, **config)
     )
     task = asyncio.create_task(server.serve())
-    for _ in range(500):
+    for _ in range(1000):
         if server.started or task.done():
             break
         await asyncio.sleep(0.01)
     if not server.started:
+        if task.done():
+            task.result()  # the reason it stopped, if it raised
         task.cancel()
         raise RuntimeError("uvicorn did not start")
     try:
