@@ -1,13 +1,14 @@
-"""`random_hex` and `random_uuid4`: ids from a buffer of os.urandom bytes, unique, and never shared with a
-forked child."""
+"""`random_hex`, `random_base64` and `random_uuid4`: ids from a buffer of os.urandom bytes, unique, and
+never shared with a forked child."""
 
 from __future__ import annotations
 
+import base64
 import os
 import uuid
 from collections import Counter
 
-from hitl_streams._random import random_hex, random_uuid4
+from hitl_streams._random import random_base64, random_hex, random_uuid4
 
 
 def test_ids_have_the_asked_size_and_do_not_repeat_across_buffer_refills() -> None:
@@ -41,3 +42,9 @@ def test_uuid4_strings_are_version_4_rfc_variant_and_do_not_repeat() -> None:
     # The variant digit is 8, 9, a or b, each about as often: its two random bits are kept.
     digits = Counter(text[19] for text in ids)
     assert set(digits) == set("89ab") and min(digits.values()) > 800
+
+
+def test_base64_ids_are_text_of_the_asked_bytes_and_do_not_repeat() -> None:
+    ids = [random_base64(12) for _ in range(2000)]
+    assert all(len(i) == 16 and len(base64.b64decode(i, validate=True)) == 12 for i in ids)
+    assert len(set(ids)) == len(ids)

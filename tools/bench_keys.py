@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-_BUCKET = re.compile(r"^(audits|ops):[^:]+$")
+_BUCKET = re.compile(r"^(audits:[^:]+|ops:[0-9]+(:[0-9]+)?)$")
 
 
 def pattern(key: str, prefix: str, request_ids: set[str], tokens: set[str]) -> str:

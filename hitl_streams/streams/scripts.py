@@ -145,7 +145,7 @@ def commit_command(
     stream: str,
     op_bucket: str,
     pause: str,
-    op_id: str,
+    op_id: str | bytes,
     event: bytes,
     guards: Sequence[Guard],
     ops: Ops,

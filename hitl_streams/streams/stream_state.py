@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MovedError, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .._random import random_hex
+from .._random import random_base64, random_hex
 from .._time import iso_to_ms, now_iso
 from ..errors import (
     AlreadyResolvedError,
@@ -35,7 +35,7 @@ from ..errors import (
 )
 from ..history import events as ev
 from ..history.codec import Subject, decode_batch, decode_notify, decode_request, decode_timeline_entry
-from ..history.keys import DEFAULT_TABLE, Keys
+from ..history.keys import DEFAULT_TABLE, OPS_PER_BUCKET, Keys
 from ..history.projection import Op, Projector
 from ..history.reducer import apply
 from ..namespaces import validate_filter, validate_namespace
@@ -168,7 +168,7 @@ class StreamState:
         # at once (compare-and-set on those bytes) instead of reading it first. See subject_cache.py.
         self._known = SubjectCache(subject_cache_bytes)
         self._req_prefix = self.keys.req("")
-        self._op_second, self._op_bucket = 0, ""
+        self._op_second, self._op_count, self._op_bucket = 0, 0, ""
         self._ready = False
         self._ready_lock = asyncio.Lock()
         # Leave a few connections of the client's pool to whatever else shares the client.
@@ -214,13 +214,17 @@ class StreamState:
         round trip). `side`: writes outside the projection made in that call too (a delivery lease's
         "L"/"U", see scripts.py).
         """
-        # The write's op id: 96 random bits (a clash within one second's bucket is out of reach), kept
-        # in the bucket of the second it began, which every retry of this write names again.
+        # The write's op id: 96 random bits (a clash within one bucket is out of reach), in base64 (hex
+        # would keep 8 more bytes per write for the op TTL), kept in the bucket of the second it began (and
+        # of this process's count of writes in that second, see Keys.ops), which every retry names again.
         keys = self.keys
         second = int(time.time())
-        if second != self._op_second:  # one key name per second, not one per write
-            self._op_second, self._op_bucket = second, keys.ops(second)
-        op_id, op_bucket = random_hex(12), self._op_bucket
+        if second != self._op_second:  # one key name per second (per part), not one per write
+            self._op_second, self._op_count, self._op_bucket = second, 0, keys.ops(second)
+        count = self._op_count = self._op_count + 1
+        if count > OPS_PER_BUCKET and count % OPS_PER_BUCKET == 1:  # this process's next part
+            self._op_bucket = keys.ops(second, count // OPS_PER_BUCKET)
+        op_id, op_bucket = random_base64(12), self._op_bucket
         paused_since: float | None = None
         attempts = 0
         known = self._known

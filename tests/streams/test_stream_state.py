@@ -4,9 +4,11 @@ no cjson damage, caller input validated, readable history."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -33,6 +35,8 @@ from hitl_streams import (
     field,
 )
 from hitl_streams.history.events import encode_event
+from hitl_streams.history.keys import OPS_PER_BUCKET
+from hitl_streams.streams import stream_state as stream_state_module
 from hitl_streams.streams.scripts import OP_TTL_SECONDS
 from hitl_streams.testing.snapshot import snapshot
 
@@ -170,7 +174,21 @@ async def test_a_writes_outcome_is_kept_for_the_op_ttl_in_its_seconds_bucket(sta
     assert 0 < await redis.ttl(bucket) <= OP_TTL_SECONDS
     ((position, _),) = await redis.xrange(state.keys.events)
     ((op_id, outcome),) = (await redis.hgetall(bucket)).items()
-    assert outcome == position and len(op_id) == 24
+    assert outcome == position and len(base64.b64decode(op_id, validate=True)) == 12
+
+
+async def test_a_process_puts_each_few_dozen_writes_of_one_second_in_a_part_of_its_own(
+    state: StreamState, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of op ids in one HASH make it a hash table (~115 B per write); small parts stay listpacks."""
+    monkeypatch.setattr(stream_state_module, "time", SimpleNamespace(time=lambda: 1_800_000_000.25))
+    await asyncio.gather(*(state.create(request(f"r{i}")) for i in range(2 * OPS_PER_BUCKET + 44)))
+    parts = [state.keys.ops(1_800_000_000), *(state.keys.ops(1_800_000_000, part) for part in (1, 2))]
+    assert [await redis.hlen(part) for part in parts] == [OPS_PER_BUCKET, OPS_PER_BUCKET, 44]
+    assert [await redis.object("encoding", part) for part in parts] == [b"listpack"] * 3
+    assert len([key async for key in redis.scan_iter(match=state.keys.prefix + ":ops:*")]) == 3
+    outcomes = [position for part in parts for position in (await redis.hgetall(part)).values()]
+    assert sorted(outcomes) == sorted(position for position, _ in await redis.xrange(state.keys.events))
 
 
 async def test_duplicate_token_names_the_owner_not_the_token(state: StreamState) -> None:
