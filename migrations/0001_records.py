@@ -3,7 +3,7 @@ deliveries (`{P}:req:{id}`, `{P}:batch:{id}`, `{P}:timeline:entry:{id}`, `{P}:no
 
 from hitl_streams.history.codec import encode
 from hitl_streams.history.projection import Ops, Step
-from hitl_streams.history.reducer import Change
+from hitl_streams.history.reducer import RECORD_EVENTS, Change
 from hitl_streams.records import BatchRecord, HumanRequestRecord, NotifyDeliveryRecord, TimelineEntry
 
 
@@ -22,4 +22,10 @@ def project(change: Change, ops: Ops) -> None:
             ops.set(keys.notify(after.id), encode(after))
 
 
-STEP = Step(id="0001_records", description=__doc__ or "", project=project, legacy_ids=("001-initial",))
+STEP = Step(
+    id="0001_records",
+    description=__doc__ or "",
+    project=project,
+    legacy_ids=("001-initial",),
+    events=RECORD_EVENTS,
+)

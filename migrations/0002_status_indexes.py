@@ -3,7 +3,7 @@ epoch milliseconds of `createdAt`. Resolving moves a request from pending to res
 
 from hitl_streams._time import iso_to_ms
 from hitl_streams.history.projection import Ops, Step
-from hitl_streams.history.reducer import Change
+from hitl_streams.history.reducer import REQUEST_EVENTS, Change
 from hitl_streams.records import HumanRequestRecord
 
 
@@ -20,4 +20,10 @@ def project(change: Change, ops: Ops) -> None:
         ops.zadd(keys.idx_status(after.status), score, after.id)
 
 
-STEP = Step(id="0002_status_indexes", description=__doc__ or "", project=project, legacy_ids=("002-sorted-indexes",))
+STEP = Step(
+    id="0002_status_indexes",
+    description=__doc__ or "",
+    project=project,
+    legacy_ids=("002-sorted-indexes",),
+    events=REQUEST_EVENTS,
+)

@@ -3,7 +3,7 @@ status indexes. Resolving moves a request between the namespace's status sets.""
 
 from hitl_streams._time import iso_to_ms
 from hitl_streams.history.projection import Ops, Step
-from hitl_streams.history.reducer import Change
+from hitl_streams.history.reducer import REQUEST_EVENTS, Change
 from hitl_streams.records import HumanRequestRecord
 
 
@@ -22,5 +22,9 @@ def project(change: Change, ops: Ops) -> None:
 
 
 STEP = Step(
-    id="0003_namespace_indexes", description=__doc__ or "", project=project, legacy_ids=("003-namespace-indexes",)
+    id="0003_namespace_indexes",
+    description=__doc__ or "",
+    project=project,
+    legacy_ids=("003-namespace-indexes",),
+    events=REQUEST_EVENTS,
 )

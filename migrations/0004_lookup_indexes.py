@@ -8,7 +8,7 @@ from msgspec import UnsetType
 
 from hitl_streams.history import events as ev
 from hitl_streams.history.projection import Ops, Step
-from hitl_streams.history.reducer import Change
+from hitl_streams.history.reducer import BATCH_EVENTS, NOTIFY_EVENTS, Change
 from hitl_streams.records import BatchRecord, HumanRequestRecord, NotifyDeliveryRecord
 
 
@@ -62,4 +62,7 @@ def project(change: Change, ops: Ops) -> None:
                 ops.set(keys.idx_notify_ext(after.external_id), after.id.encode())
 
 
-STEP = Step(id="0004_lookup_indexes", description=__doc__ or "", project=project)
+# A resolution changes neither the token nor an external id (see `apply`): not one of its events.
+_EVENTS = (ev.RequestCreated, ev.RequestImported, ev.RequestExternalIdSet, *BATCH_EVENTS, *NOTIFY_EVENTS)
+
+STEP = Step(id="0004_lookup_indexes", description=__doc__ or "", project=project, events=_EVENTS)

@@ -2,7 +2,7 @@
 
 from hitl_streams._time import iso_to_ms
 from hitl_streams.history.projection import Ops, Step
-from hitl_streams.history.reducer import Change
+from hitl_streams.history.reducer import TIMELINE_EVENTS, Change
 from hitl_streams.records import TimelineEntry
 
 
@@ -12,4 +12,4 @@ def project(change: Change, ops: Ops) -> None:
         ops.zadd(change.keys.timeline(after.thread_id), iso_to_ms(after.created_at), after.id)
 
 
-STEP = Step(id="0005_timelines", description=__doc__ or "", project=project)
+STEP = Step(id="0005_timelines", description=__doc__ or "", project=project, events=TIMELINE_EVENTS)

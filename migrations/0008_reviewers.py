@@ -58,4 +58,4 @@ def project(change: Change, ops: Ops) -> None:
             _credential(keys, ops, event.session_hash, event.session)
 
 
-STEP = Step(id="0008_reviewers", description=__doc__ or "", project=project)
+STEP = Step(id="0008_reviewers", description=__doc__ or "", project=project, events=_REVIEWER_EVENTS)

@@ -29,4 +29,4 @@ def project(change: Change, ops: Ops) -> None:
         ops.zrem(keys.idx_due, event.id)
 
 
-STEP = Step(id="0009_due_index", description=__doc__ or "", project=project)
+STEP = Step(id="0009_due_index", description=__doc__ or "", project=project, events=_SCHEDULE_EVENTS)

@@ -15,7 +15,31 @@ from . import events as ev
 from .codec import Subject, decode_batch, decode_notify, decode_request
 from .keys import Keys
 
-__all__ = ["Change", "apply", "key_of", "subject_ref"]
+__all__ = [
+    "BATCH_EVENTS",
+    "NOTIFY_EVENTS",
+    "RECORD_EVENTS",
+    "REQUEST_EVENTS",
+    "TIMELINE_EVENTS",
+    "Change",
+    "apply",
+    "key_of",
+    "subject_ref",
+]
+
+# The events `apply` makes a record from, by the record's kind: for every other event `after` is None.
+# Projection steps declare their events with these (`Step.events`); keep them in step with `apply`.
+REQUEST_EVENTS: tuple[type, ...] = (
+    ev.RequestCreated,
+    ev.RequestImported,
+    ev.RequestExternalIdSet,
+    ev.RequestResolved,
+    ev.RequestTimedOut,
+)
+BATCH_EVENTS: tuple[type, ...] = (ev.BatchCreated, ev.BatchImported, ev.BatchExternalIdSet)
+NOTIFY_EVENTS: tuple[type, ...] = (ev.NotifyCreated, ev.NotifyImported, ev.NotifyExternalIdSet)
+TIMELINE_EVENTS: tuple[type, ...] = (ev.TimelineAppended, ev.TimelineImported)
+RECORD_EVENTS: tuple[type, ...] = REQUEST_EVENTS + BATCH_EVENTS + NOTIFY_EVENTS + TIMELINE_EVENTS
 
 
 class Change(msgspec.Struct, frozen=True):

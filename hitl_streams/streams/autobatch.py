@@ -331,6 +331,30 @@ class AutoBatchRedis(Redis):
         value = callback(reply, **options)
         return await value if inspect.isawaitable(value) else value
 
+    def send_now(self, args: Sequence[Any]) -> asyncio.Future[Any] | None:
+        """`execute_command` without a coroutine of its own, for a caller that reads the raw reply itself
+        (a commit script's): `args` is queued on this loop's batching connection now and the future of its
+        reply returned, an error reply as the exception instance itself, no response callback applied.
+        None when it cannot go that way now (no connection set up on this loop yet, a broken one, an
+        argument hiredis does not pack): use `execute_command`. A lost connection (the future's exception,
+        or a reply redis-py classes with them) goes to `resend`."""
+        link = self._link
+        if link is None or not self._fast or not link.current():
+            return None
+        try:
+            packed = hiredis.pack_command(args if type(args) is tuple else tuple(args))  # a tuple, or TypeError
+        except TypeError:
+            return None
+        return link.send(packed)
+
+    async def resend(self, args: Sequence[Any], error: BaseException) -> Any:
+        """What `execute_command` does with a command whose batching connection failed (`error`): send it
+        again through redis-py's own path when the client's retry policy allows, else raise `error`."""
+        link = self._link
+        if link is None or link.conn.retry.get_retries() < 1:
+            raise error
+        return await super().execute_command(*args)  # type: ignore[no-untyped-call]
+
     async def execute_raw(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send `commands` together on the batching connection; their raw replies (no response callbacks),
         in order, an error reply as its exception instance. For bulk work on known, non-blocking

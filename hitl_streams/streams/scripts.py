@@ -7,6 +7,8 @@ ARGV: [op id, event JSON, guard codes, op codes, then each guard's arguments and
   guard codes: one letter per guard: "n" its key must not exist,
                "e" (one argument: expected) its key must hold exactly `expected` (a compare-and-set)
   op codes:    one letter per op: "S" value | "Z" score member | "R" member | "A" member
+               | "z" (ZADD the score and member of the last "Z") | "r" (ZREM the last member named by a
+               "Z" or "R") | "h" (as "H", the field being that last member)
                | "P" (RPUSH the new stream id) | "H" field (append the new stream id to a HASH field's
                space-separated positions) | "E" unix-ms (PEXPIREAT: the key, already written, expires then;
                a time past deletes it)
@@ -63,22 +65,23 @@ local function wrong(key, want)
   return redis.error_reply('WRONGTYPE hitl: ' .. key .. ' is a ' .. t .. ', expected ' .. want)
 end
 local first_op, first_key = i, k
-local had = {}
+local had, m = {}, nil
 for j = 1, #ops do
   local op, key = sub(ops, j, j), KEYS[k]
   if op == 'S' or op == 'E' or op == 'X' or op == 'U' then i = i + 1
   elseif op == 'L' then i = i + 2
-  elseif op == 'Z' or op == 'R' then
+  elseif op == 'Z' or op == 'R' or op == 'z' or op == 'r' then
     if type(pcall('ZCARD', key)) == 'table' then return wrong(key, 'zset') end
-    i = i + (op == 'Z' and 2 or 1)
-  elseif op == 'H' then
-    local name = key .. ' ' .. ARGV[i]
+    if op == 'Z' then m = ARGV[i + 1]; i = i + 2 elseif op == 'R' then m = ARGV[i]; i = i + 1 end
+  elseif op == 'H' or op == 'h' then
+    local f = m
+    if op == 'H' then f = ARGV[i]; i = i + 1 end
+    local name = key .. ' ' .. f
     if had[name] == nil then
-      local value = pcall('HGET', key, ARGV[i])
+      local value = pcall('HGET', key, f)
       if type(value) == 'table' then return wrong(key, 'hash') end
       had[name] = value
     end
-    i = i + 1
   elseif op == 'A' then
     if type(pcall('SCARD', key)) == 'table' then return wrong(key, 'set') end
     i = i + 1
@@ -89,18 +92,23 @@ for j = 1, #ops do
 end
 local first = call('XADD', KEYS[1], '*', 'event', ARGV[2])
 local id = first
-i, k = first_op, first_key
+i, k, m = first_op, first_key, nil
+local zs, zm
 for j = 1, #ops do
   local op, key = sub(ops, j, j), KEYS[k]
   if op == 'S' then call('SET', key, ARGV[i]); i = i + 1
-  elseif op == 'Z' then call('ZADD', key, ARGV[i], ARGV[i + 1]); i = i + 2
-  elseif op == 'R' then call('ZREM', key, ARGV[i]); i = i + 1
+  elseif op == 'Z' then zs, zm = ARGV[i], ARGV[i + 1]; m = zm; call('ZADD', key, zs, zm); i = i + 2
+  elseif op == 'z' then call('ZADD', key, zs, zm)
+  elseif op == 'R' then m = ARGV[i]; call('ZREM', key, m); i = i + 1
+  elseif op == 'r' then call('ZREM', key, m)
   elseif op == 'A' then call('SADD', key, ARGV[i]); i = i + 1
-  elseif op == 'H' then
-    local name = key .. ' ' .. ARGV[i]
+  elseif op == 'H' or op == 'h' then
+    local f = m
+    if op == 'H' then f = ARGV[i]; i = i + 1 end
+    local name = key .. ' ' .. f
     local positions = had[name] and (had[name] .. ' ' .. id) or id
     had[name] = positions
-    call('HSET', key, ARGV[i], positions); i = i + 1
+    call('HSET', key, f, positions)
   elseif op == 'E' then call('PEXPIREAT', key, ARGV[i]); i = i + 1
   elseif op == 'P' then call('RPUSH', key, id)
   elseif op == 'X' then id = call('XADD', key, '*', 'event', ARGV[i]); i = i + 1
@@ -170,10 +178,30 @@ def commit_command(
         add_key(compare[0])
         guard_codes += "e"
         args.append(compare[1])
+    # A member or score repeated from the op before travels once: a projection names one request's id in
+    # every index it moves (2-4 ZADDs of the same score and id, ZREMs, its audit field), and every argument
+    # costs a Lua string in Redis and a packed argument here. Tracked exactly as the script tracks it.
+    last_z: tuple[str | bytes, ...] = ()
+    member: str | bytes | None = None
     for code, key, op_args in ops.items:
         add_key(key)
+        if code == "Z":
+            if op_args == last_z:
+                code = "z"
+            else:
+                last_z, member = op_args, op_args[1]
+                args += op_args
+        elif code == "R":
+            if op_args[0] == member:
+                code = "r"
+            else:
+                member = op_args[0]
+                args += op_args
+        elif code == "H" and op_args[0] == member:
+            code = "h"
+        else:
+            args += op_args
         op_codes += code
-        args += op_args
     command[2] = len(command) - 3
     command += (op_id, event, guard_codes, op_codes)
     command += args

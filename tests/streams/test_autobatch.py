@@ -270,3 +270,30 @@ def test_the_link_is_current_only_in_its_own_running_loop(redis_url: str) -> Non
         first.run_until_complete(client.aclose())
         first.close()
         other.close()
+
+
+async def test_commits_in_flight_when_the_link_drops_are_written_once(redis_url: str, table_name: str) -> None:
+    """A commit takes the batching connection without execute_command (`send_now`): when that connection
+    drops, each commit in flight is sent again through redis-py (its op id makes a second run a no-op),
+    and every one of them is written exactly once."""
+    plain: Redis = Redis.from_url(redis_url, retry=Retry(NoBackoff(), 3))
+    state = StreamState(plain, table_name=table_name)
+    assert isinstance(state._io, AutoBatchRedis)
+    try:
+        await state.create(NewHumanRequest(id="warm", token="t-warm", channel="c", message="m", actions=[]))
+        link_id = await _link_id(state._io)
+        creates = [
+            state.create(NewHumanRequest(id=f"d{i}", token=f"t-d{i}", channel="c", message="m", actions=[]))
+            for i in range(50)
+        ]
+        await asyncio.gather(plain.client_kill_filter(_id=link_id), *creates)
+        assert await plain.xlen(state.keys.events) == 51  # one event per create, none twice
+        assert all([await state.get(f"d{i}") is not None for i in range(50)])
+        report = await state.verify()
+        assert report.clean, report.to_dict()
+    finally:
+        keys = [k async for k in plain.scan_iter(match=state.keys.prefix + ":*")]
+        if keys:
+            await plain.delete(*keys)
+        await state._io.aclose()
+        await plain.aclose()

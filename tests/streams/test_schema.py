@@ -143,3 +143,47 @@ async def test_typescript_data_without_history_must_be_adopted(redis: Redis, tab
     with pytest.raises(SchemaError, match="adopt"):
         await state.ensure_schema()
     assert await redis.get(state.keys.req("legacy")) == b'{"id":"legacy"}'
+
+
+async def test_a_step_skipped_for_an_event_it_does_not_declare_would_have_written_nothing(
+    redis: Redis, table_name: str
+) -> None:
+    """`Step.events` only saves calls: over a history of every kind of event, projecting with the
+    declarations gives exactly the writes of calling every step for every event."""
+    import dataclasses
+
+    from event_history import populate as populate_all
+
+    from hitl_streams._time import now_iso
+    from hitl_streams.history import events as ev
+    from hitl_streams.history.reducer import apply, key_of, subject_ref
+
+    state = StreamState(redis, table_name=table_name)
+    await populate_all(state)
+    await state.reviewers.add("ann", namespaces=["global"], email="ann@example.com")
+    await state.reviewers.issue("ann", "token")
+    link = await state.reviewers.issue("ann", "link")
+    signed = await state.reviewers.sign_in(link.token)
+    assert signed is not None
+    await state.reviewers.sign_out(signed[1].token)
+    await state.reviewers.revoke("ann")
+    at = now_iso()
+    common = {"at": at, "id": "r3", "subject": "request"}
+    await state.record(ev.ScheduleSet(**common, anchor=at, reminders=[], next_at=at, next_fire=0))
+    await state.record(ev.ScheduleFired(**common, fire=0, due_at=at, late_ms=1, outcome="sent"))
+    await state.record(ev.ScheduleEnded(**common, reason="decided"))
+
+    declared = state.projector
+    every = Projector([dataclasses.replace(step, events=None) for step in declared.steps])
+    subjects: dict[str, object] = {}
+    seen: set[type] = set()
+    async for record in state.history():
+        event = record.event
+        ref = subject_ref(event, state.keys)
+        change = apply(event, subjects.get(ref[0]) if ref else None, state.keys)  # type: ignore[arg-type]
+        assert declared.project(change).items == every.project(change).items, type(event).__name__
+        if change.after is not None:
+            subjects[key_of(change.after, state.keys)] = change.after
+        seen.add(type(event))
+    skipped = {cls for cls in seen if len(declared.functions_for(cls)) < len(declared.steps)}
+    assert len(seen) >= 25 and skipped == seen

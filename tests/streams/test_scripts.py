@@ -125,3 +125,51 @@ async def test_a_second_event_and_lease_ops_ride_in_one_call(redis: Redis, keys:
     give_back.items.append(("U", f"{p}:lease:new", ("t1",)))
     assert (await commit(redis, keys, "op2", give_back))[0] == 1
     assert await redis.exists(f"{p}:lease:new") == 0
+
+
+def repeated_members(keys: Keys) -> Ops:
+    p = keys.prefix
+    ops = Ops()
+    ops.zadd(f"{p}:z1", 5, "m")
+    ops.zadd(f"{p}:z2", 5, "m")  # "z": the last "Z"'s score and member
+    ops.zrem(f"{p}:z3", "m")  # "r": the last member
+    ops.zadd(f"{p}:z4", 6, "m")  # "Z": another score
+    ops.zrem(f"{p}:z1", "n")  # "R": another member
+    ops.zadd(f"{p}:z5", 6, "m")  # "z": the last "Z"'s, not the last member
+    ops.zrem(f"{p}:z2", "n")  # "r": the "R"'s member
+    ops.push_position_to_field(f"{p}:h", "n")  # "h": the last member as the field
+    ops.push_position_to_field(f"{p}:h", "m")  # "H"
+    return ops
+
+
+async def test_a_repeated_score_and_member_travel_once(redis: Redis, keys: Keys) -> None:
+    """A projection names one request's id in every index it moves: the command sends it once ("z", "r",
+    "h" reuse the arguments the script tracked), and the writes are those of the plain ops."""
+    p = keys.prefix
+    await redis.zadd(f"{p}:z1", {"n": 1})
+    await redis.zadd(f"{p}:z2", {"n": 1})
+    await redis.zadd(f"{p}:z3", {"m": 1, "o": 2})
+    command = commit_command(keys.events, keys.ops(1), keys.meta_pause, "op1", b"{}", (), repeated_members(keys))
+    codes_at = 3 + int(command[2]) + 3
+    assert command[codes_at] == "ZzrZRzrhH"
+    assert command[codes_at + 1 :] == ["5", "m", "6", "m", "n", "m"]
+    status, position = await commit(redis, keys, "op1", repeated_members(keys))
+    assert status == 1
+    assert await redis.zrange(f"{p}:z1", 0, -1, withscores=True) == [(b"m", 5.0)]
+    assert await redis.zrange(f"{p}:z2", 0, -1, withscores=True) == [(b"m", 5.0)]
+    assert await redis.zrange(f"{p}:z3", 0, -1, withscores=True) == [(b"o", 2.0)]
+    assert await redis.zrange(f"{p}:z4", 0, -1, withscores=True) == [(b"m", 6.0)]
+    assert await redis.zrange(f"{p}:z5", 0, -1, withscores=True) == [(b"m", 6.0)]
+    assert await redis.hgetall(f"{p}:h") == {b"n": position.encode(), b"m": position.encode()}
+
+
+@pytest.mark.parametrize(("name", "expected"), [("z5", "zset"), ("z2", "zset"), ("h", "hash")])
+async def test_a_key_of_the_wrong_type_reached_by_a_repeat_stops_the_write(
+    redis: Redis, keys: Keys, name: str, expected: str
+) -> None:
+    await redis.set(f"{keys.prefix}:{name}", "a string")
+    before = await snapshot(redis, keys)
+    with pytest.raises(ResponseError, match=f"WRONGTYPE hitl: .*:{name} is a string, expected {expected}"):
+        await commit(redis, keys, "op1", repeated_members(keys))
+    assert await redis.xlen(keys.events) == 0
+    assert await snapshot(redis, keys) == before
