@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hitl_streams import _time
 from hitl_streams._time import iso_to_ms, ms_to_iso, now_iso, now_ms
@@ -74,3 +76,18 @@ def test_iso_to_ms_accepts_other_iso_forms_like_date_parse() -> None:
 @pytest.mark.parametrize("junk", ["", "yesterday", "2026-13-01T00:00:00.000Z", "2026-11-25T17:61:00.000Z"])
 def test_iso_to_ms_gives_zero_for_unparseable_input(junk: str) -> None:
     assert iso_to_ms(junk) == 0
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.from_regex(r"[+-]?[0-9]{4,6}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z", fullmatch=True)
+    | st.builds(
+        lambda ms, swap: swap(ms_to_iso(ms)),
+        st.integers(-62_167_219_200_000, 253_402_300_799_999),
+        st.sampled_from([lambda t: t, lambda t: t[:20] + "٣" + t[21:], lambda t: t[:19] + "," + t[20:], str.lower]),
+    )
+)
+def test_iso_to_ms_reads_the_javascript_form_by_its_second_as_the_full_parser_does(value: str) -> None:
+    """The fast path (the second cached, the milliseconds added) gives what the full parser gives, for valid
+    and invalid fields, non-ASCII digits and near-misses of the form alike."""
+    assert iso_to_ms(value) == _time._parsed_ms(value)
