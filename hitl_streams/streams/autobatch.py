@@ -40,7 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["BATCHED", "AutoBatchRedis", "autobatched"]
+__all__ = ["BATCHED", "AutoBatchRedis", "autobatched", "raw_link"]
 
 BATCHED: Final = frozenset(
     {
@@ -399,3 +399,10 @@ def autobatched(client: Any) -> Any:
     if wrapped is None:
         wrapped = _wrapped[client] = AutoBatchRedis.wrap(client)
     return wrapped
+
+
+def raw_link(client: Any) -> AutoBatchRedis | None:
+    """The batching client behind `client` when it can carry raw commands (`execute_raw`, `submit_raw`:
+    a plain client that decodes UTF-8); None for anything else (a cluster, another encoding)."""
+    batched = autobatched(client)
+    return batched if isinstance(batched, AutoBatchRedis) and batched._fast else None

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..history.projection import Op
-from .autobatch import AutoBatchRedis, autobatched
+from .autobatch import raw_link
 from .scripts import APPEND_FIELDS_LUA
 
 __all__ = ["NetOps", "checked", "run_commands", "send_commands"]
@@ -34,9 +34,9 @@ async def run_commands(redis: Any, commands: Sequence[Sequence[Any]]) -> list[An
     its exception instance, not raised)."""
     if not commands:
         return []
-    batched = autobatched(redis)
-    if isinstance(batched, AutoBatchRedis) and batched._fast:
-        return await batched.execute_raw(commands)
+    link = raw_link(redis)
+    if link is not None:
+        return await link.execute_raw(commands)
     pipe = redis.pipeline(transaction=False)
     for command in commands:
         pipe.execute_command(*command)
@@ -47,9 +47,9 @@ async def send_commands(redis: Any, commands: Sequence[Sequence[Any]]) -> asynci
     """`run_commands`, returning once the commands are on their way: the future of their replies. On the
     batching connection, groups sent one after another run in that order while the caller computes; any
     other client (a cluster, a pipeline) runs them before this returns."""
-    batched = autobatched(redis)
-    if isinstance(batched, AutoBatchRedis) and batched._fast:
-        return await batched.submit_raw(commands)
+    link = raw_link(redis)
+    if link is not None:
+        return await link.submit_raw(commands)
     replies: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
     replies.set_result(await run_commands(redis, commands))
     return replies

@@ -37,7 +37,7 @@ from ..history.codec import Subject
 from ..history.keys import Keys
 from ..history.projection import Ops, Projector, Step, load_steps
 from ..history.reducer import apply, key_of, subject_ref
-from .autobatch import AutoBatchRedis, autobatched
+from .autobatch import raw_link
 from .bulk import NetOps, checked, run_commands, send_commands
 from .locks import prefix_lock, write_pause
 from .replay_lua import LUA_STEPS, REPLAY_LUA
@@ -276,15 +276,11 @@ LUA_HANDOVER = 32
 (up to `batch_size`) each time the script then takes fewer."""
 
 
-def _plain(redis: Any) -> bool:
-    """A single Redis server behind the batching link (not a cluster: the scripts name keys they build)."""
-    batched = autobatched(redis)
-    return isinstance(batched, AutoBatchRedis) and batched._fast
-
-
 def _lua_usable(redis: Any, projector: Projector) -> bool:
+    """The default steps, on a single Redis server behind the batching link (not a cluster: the script
+    names keys it builds)."""
     return (
-        _plain(redis)
+        raw_link(redis) is not None
         and tuple(s.id for s in projector.steps) == LUA_STEPS
         and all(s.project is d.project for s, d in zip(projector.steps, _default_steps(), strict=True))
     )
