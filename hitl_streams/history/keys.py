@@ -195,6 +195,12 @@ class Keys:
         only scratch keys whose absence a swap must check for, so every other key costs one RENAME."""
         return f"{self.prefix}:meta:cleared"
 
+    @property
+    def meta_cursor(self) -> str:
+        """STRING: where the replay script (`streams/replay_lua.py`) resumes reading the stream, kept by it
+        between its calls; deleted when the replay ends."""
+        return f"{self.prefix}:meta:cursor"
+
     def scratch(self, run_id: str) -> Keys:
         """A private prefix (same hash slot) that `verify` replays into."""
         return Keys(f"{self.prefix}:scratch:{run_id}")

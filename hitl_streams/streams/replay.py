@@ -235,7 +235,7 @@ async def replay_into(
         )
     started = time.perf_counter()
     total = int(await redis.xlen(source.events))
-    cursor = f"{target.prefix}:meta:cursor"
+    cursor = target.meta_cursor
     position, done, written, last = after or "0-0", 0, 0, after
     handover = LUA_HANDOVER
     try:
